@@ -13,7 +13,7 @@ import datetime as dt
 import importlib.resources
 from collections.abc import Iterable
 from enum import StrEnum
-from functools import cached_property
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal, TypeVar
 
@@ -175,9 +175,15 @@ class Efficiency(Strict):
 
     compute: dict[Precision, Sourced]
     bandwidth: Sourced
+    # Fixed cost per transformer layer per forward step (kernel launches and syncs on a GPU,
+    # the per-layer cycle cost of a spatial SRAM pipeline). None: the perf model uses a
+    # documented per-kind default and reports the SKU as uncalibrated.
+    layer_overhead_us: Sourced | None = None
 
     @model_validator(mode="after")
     def _fractions(self) -> Efficiency:
+        if self.layer_overhead_us is not None and self.layer_overhead_us.value < 0:
+            raise ValueError(f"layer_overhead_us must be >= 0, got {self.layer_overhead_us.value}")
         for name, v in [*self.compute.items(), ("bandwidth", self.bandwidth)]:
             if not 0 < v.value <= 1:
                 raise ValueError(f"efficiency {name} must be in (0, 1], got {v.value}")
@@ -370,11 +376,11 @@ class ModelSpec(Strict):
             raise ValueError(f"role {self.role} needs an `architecture` block")
         return self
 
-    @cached_property
+    @property
     def params(self) -> ParamBreakdown:
-        if self.architecture is None:
-            raise ValueError(f"{self.id} is a draft head; it has no architecture of its own")
-        return param_breakdown(self.architecture)
+        # Cached per architecture, not on the instance: model_copy(update=...) copies the
+        # instance __dict__, so a per-instance cache returned the old architecture's counts.
+        return _param_breakdown_cached(self._arch())
 
     def kv_bytes_per_token(self, precision: str = "bf16") -> float:
         """KV bytes per token of context over all *full-attention* layers (no window)."""
@@ -490,6 +496,9 @@ def param_breakdown(a: Architecture) -> ParamBreakdown:
     )
 
 
+_param_breakdown_cached = lru_cache(maxsize=256)(param_breakdown)
+
+
 def kv_elements_per_token_per_layer(a: Architecture) -> int:
     at = a.attention
     if at.type == "mla":
@@ -577,7 +586,9 @@ def _load_dir(
             )
         if item_id in out:
             problems.append(
-                InputProblem(str(path), "field id", item_id, f"an id not already in {where[item_id]}")
+                InputProblem(
+                    str(path), "field id", item_id, f"an id not already in {where[item_id]}"
+                )
             )
         out[item_id] = item
         where[item_id] = path
@@ -632,6 +643,7 @@ def validate_paths(paths: Iterable[Path]) -> int:
 class CalibratedEfficiency(Strict):
     compute: dict[Precision, float] = Field(default_factory=dict)
     bandwidth: float | None = None
+    layer_overhead_us: float | None = Field(default=None, ge=0)
     rows_used: int = Field(ge=0)
     median_abs_pct_error: float | None = None
 
@@ -669,11 +681,20 @@ def apply_calibration(catalog: Catalog, path: Path) -> Catalog:
             compute[p] = Sourced(value=v, basis=Basis.measurement, source="CAL", note=tag)
         bandwidth = hw.efficiency.bandwidth
         if fit.bandwidth is not None:
-            bandwidth = Sourced(value=fit.bandwidth, basis=Basis.measurement, source="CAL", note=tag)
+            bandwidth = Sourced(
+                value=fit.bandwidth, basis=Basis.measurement, source="CAL", note=tag
+            )
+        overhead = hw.efficiency.layer_overhead_us
+        if fit.layer_overhead_us is not None:
+            overhead = Sourced(
+                value=fit.layer_overhead_us, basis=Basis.measurement, source="CAL", note=tag
+            )
         sources = {**hw.sources, "CAL": f"{path.name}: {cal.method}"}
         hardware[sku_id] = hw.model_copy(
             update={
-                "efficiency": Efficiency(compute=compute, bandwidth=bandwidth),
+                "efficiency": Efficiency(
+                    compute=compute, bandwidth=bandwidth, layer_overhead_us=overhead
+                ),
                 "sources": sources,
             }
         )

@@ -1,0 +1,1 @@
+"""Renderers and charts. Reports read plans and tables; they never solve."""
