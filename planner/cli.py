@@ -262,12 +262,11 @@ def demand_validate(
 ) -> None:
     """Validate a demand CSV and summarise its workloads."""
     from planner.catalog import load_catalog
-    from planner.demand import demand_summary, load_demand
+    from planner.demand import catalog_model_ids, demand_summary, load_demand
 
     _check_format(fmt)
-    cat = load_catalog()
-    targets = [m.id for m in cat.models.values() if m.role == "target"]
-    d = load_demand(file, targets)
+    targets, drafts = catalog_model_ids(load_catalog())
+    d = load_demand(file, targets, draft_ids=drafts)
     summary = demand_summary(d)
     if fmt == "json":
         print_json(
