@@ -1,0 +1,123 @@
+"""Candidate table: SLA filter, agreement with the scalar perf path, pruning safety."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from planner.candidates import CandidateOptions, build_candidates
+from planner.catalog import data_dir, load_catalog
+from planner.demand import catalog_model_ids, load_demand
+from planner.perf.evaluate import ServingConfig, evaluate
+
+CATALOG = load_catalog()
+TARGETS, DRAFTS = catalog_model_ids(CATALOG)
+
+
+def demand_from(tmp_path: Path, rows: list[dict]) -> object:
+    base = {"percentile": 99, "precision": "fp8"}
+    df = pd.DataFrame([{**base, **r} for r in rows])
+    path = tmp_path / "d.csv"
+    df.to_csv(path, index=False)
+    return load_demand(path, TARGETS, draft_ids=DRAFTS)
+
+
+@pytest.fixture(scope="module")
+def default_set():
+    d = load_demand(data_dir("demand") / "default.csv", TARGETS, draft_ids=DRAFTS)
+    return d, build_candidates(CATALOG, d)
+
+
+def test_every_row_meets_its_sla(default_set) -> None:
+    d, cs = default_set
+    t = cs.table.join(d.workloads[["tpot_ms", "ttft_ms"]].add_prefix("sla_"), on="workload")
+    dec = t[t["phase"] == "decode"]
+    assert (dec["tpot_ms"] <= dec["sla_tpot_ms"] + 1e-9).all()
+    pre = t[t["phase"] == "prefill"]
+    assert (pre["ttft0_ms"] <= pre["sla_ttft_ms"] + 1e-9).all()
+    assert (t["rate_rps"] > 0).all()
+
+
+def test_colocated_rows_agree_with_scalar_evaluate(default_set) -> None:
+    d, cs = default_set
+    col = cs.table[(cs.table["topology"] == "colocated") & (cs.table["phase"] == "decode")]
+    sample = col.sort_values(["candidate", "workload"]).iloc[:: max(1, len(col) // 12)]
+    assert len(sample) >= 5
+    for row in sample.itertuples():
+        w = d.workloads.loc[row.workload]
+        sku, layout = row.candidate.split("|")[2].split(":")
+        tp = int(layout[2:].split("pp")[0])
+        pp = int(layout.split("pp")[1]) if "pp" in layout else 1
+        r = evaluate(
+            ServingConfig(
+                model=w["model"], hardware=sku, tp=tp, pp=pp, batch=int(row.batch),
+                prompt_tokens=int(w["prompt_tokens"]), output_tokens=int(w["output_tokens"]),
+                precision=w["precision"], tpot_ms=float(w["tpot_ms"]),
+            ),
+            CATALOG,
+        )  # fmt: skip
+        assert r.feasible, r.reason
+        assert r.decode_step_ms == pytest.approx(row.tpot_ms, rel=1e-9)
+        # decode requests/s of one instance = batch / (output x pure decode step)
+        assert row.rate_rps >= r.decode_requests_per_s * (1 - 1e-9)
+
+
+def test_tighter_tpot_never_adds_rows(tmp_path: Path) -> None:
+    rows = [{"period": "2027Q1", "workload": "w", "model": "llama-3.1-70b", "requests_per_s": 5,
+             "prompt_tokens": 2000, "output_tokens": 300, "ttft_ms": 2000, "tpot_ms": t} for t in [60]]  # fmt: skip
+    loose = build_candidates(
+        CATALOG, demand_from(tmp_path, rows), options=CandidateOptions(prune_dominated=False)
+    )
+    rows[0]["tpot_ms"] = 15
+    tight = build_candidates(
+        CATALOG, demand_from(tmp_path, rows), options=CandidateOptions(prune_dominated=False)
+    )
+    key = ["candidate", "workload", "phase"]
+    lt = loose.table.set_index(key)["rate_rps"]
+    tt = tight.table.set_index(key)["rate_rps"]
+    assert set(tt.index) <= set(lt.index)
+    # and where both exist, the tight SLA never allows a higher rate
+    common = tt.index.intersection(lt.index)
+    assert (tt.loc[common] <= lt.loc[common] * (1 + 1e-9)).all()
+    assert len(tt) < len(lt)
+
+
+def test_pruning_keeps_the_best_rate_per_chip(default_set) -> None:
+    d, _ = default_set
+    full = build_candidates(CATALOG, d, options=CandidateOptions(prune_dominated=False)).table
+    pruned = build_candidates(CATALOG, d).table
+    assert len(pruned) < len(full)
+
+    def best(t: pd.DataFrame) -> pd.Series:
+        chips = t["units"].map(lambda u: sum(u.values()))
+        sku = t["units"].map(lambda u: "+".join(sorted(u)))
+        return (
+            (t["rate_rps"] / chips).groupby([t["topology"], sku, t["workload"], t["phase"]]).max()
+        )
+
+    b_full, b_pruned = best(full), best(pruned)
+    assert b_full.index.equals(b_pruned.index) or set(b_full.index) == set(b_pruned.index)
+    assert (b_pruned.reindex(b_full.index) >= b_full * (1 - 1e-12)).all()
+
+
+def test_unservable_workload_has_no_rows_but_a_best_reachable(tmp_path: Path) -> None:
+    rows = [{"period": "2027Q1", "workload": "impossible", "model": "llama-3.1-405b", "requests_per_s": 1,
+             "prompt_tokens": 1000, "output_tokens": 100, "ttft_ms": 1000, "tpot_ms": 0.05}]  # fmt: skip
+    cs = build_candidates(CATALOG, demand_from(tmp_path, rows))
+    assert not (cs.table["phase"] == "decode").any() if len(cs.table) else True
+    best = cs.best_reachable.set_index("workload")
+    assert best.at["impossible", "best_tpot_ms"] > 0.05
+
+
+def test_planning_data_is_consistent(default_set) -> None:
+    _, cs = default_set
+    data = cs.data
+    assert set(data.rates["candidate"]) == set(data.candidates.index)
+    assert set(data.units["candidate"]) == set(data.candidates.index)
+    assert set(data.units["sku"]) <= set(data.skus.index)
+    assert (data.skus["chips_per_unit"] > 0).all()
+    # every SKU in the table can be bought or rented
+    priced = data.skus["unit_price_usd"].notna() | data.skus["rent_usd_per_chip_hour"].notna()
+    assert priced.all()
