@@ -49,6 +49,7 @@ from planner.perf.specs import (
     model_dims,
     weight_bytes_per_param,
 )
+from planner.perf.topology import SRAM_HEADROOM
 
 BATCH_GRID = np.array(
     [1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024], dtype=float
@@ -105,7 +106,12 @@ class GroupSpec:
 
 
 def hardware_groups(
-    m: ModelDims, chip: ChipSpec, w_bytes: float, params: float, tp_options: Iterable[int]
+    m: ModelDims,
+    chip: ChipSpec,
+    w_bytes: float,
+    params: float,
+    tp_options: Iterable[int],
+    sram_headroom: float = SRAM_HEADROOM,
 ) -> list[GroupSpec]:
     """tp x pp layouts worth trying for holding `params` on `chip`.
 
@@ -116,7 +122,7 @@ def hardware_groups(
     need = chips_for_weights(params, w_bytes, chip)
     domain = max(1, chip.domain_chips)
     if chip.is_sram:
-        need = chips_for_weights(params, w_bytes, chip, headroom=0.9)
+        need = chips_for_weights(params, w_bytes, chip, headroom=sram_headroom)
         tp = min(domain, need)
         return [GroupSpec(chip.sku, tp, math.ceil(need / tp), chip)]
     out = []
@@ -204,13 +210,14 @@ def _rows(
     mask: np.ndarray,
     detail: dict[str, np.ndarray],
     description: str,
+    config: dict,
 ) -> list[dict]:
     out = []
     for i in np.flatnonzero(mask & (rate > 0)):
         row = {
             "candidate": cand, "topology": topology, "workload": s.names[i], "phase": phase,
             "rate_rps": float(rate[i]), "power_w": power_w, "description": description,
-            "units": units,
+            "units": units, "config": config,
         }  # fmt: skip
         row.update({k: float(v[i]) for k, v in detail.items()})
         out.append(row)
@@ -269,8 +276,10 @@ def enumerate_model(
         col_rate, col_ttft0 = prefill_rate(svc_all, pp_all, np.zeros_like(svc_all), s)
     n = len(s.names)
     r = np.arange(n)
+    base = {"model": spec.id, "precision": precision}
     for gi, g in enumerate(flat):
         sku = g.sku
+        on_g = {**base, "hardware": sku, "tp": g.tp, "pp": g.pp}
         svc = svc_all[gi]
         note_best("ttft", svc, g.label)
         if topos & {"pd", "afd", "pd+afd", "pd+spec"}:
@@ -279,6 +288,7 @@ def enumerate_model(
                 pd_rate[gi], np.ones(n, bool),
                 {"prefill_ms": svc, "ttft0_ms": pd_ttft0[gi], "batch": np.zeros(n)},
                 f"prefill pool: {spec.id} ({precision}) on {g.chips} x {sku} (tp{g.tp} pp{g.pp})",
+                {**on_g, "topology": "pd", "prefill_hardware": sku, "prefill_tp": g.tp},
             )  # fmt: skip
         step, fits = plain_decode_grid(m, g, s, wb, kvb)
         note_best("tpot", step[:, 0], g.label)
@@ -292,6 +302,7 @@ def enumerate_model(
                 bsel * 1000.0 / (s.output[:, 0] * tsel), any_ok,
                 {"tpot_ms": tsel, "batch": bsel},
                 f"decode pool: {spec.id} ({precision}) on {g.chips} x {sku} (tp{g.tp} pp{g.pp})",
+                {**on_g, "topology": "pd"},
             )  # fmt: skip
         # Colocated: decode steps stall for the prompts arriving meanwhile.
         if "colocated" in topos:
@@ -311,12 +322,22 @@ def enumerate_model(
             }
             for phase, rate in (("prefill", col_rate[gi]), ("decode", dec_rate)):
                 rows += _rows(
-                    name, "colocated", _units(g), _power(g), s, phase, rate, both, detail, desc
+                    name,
+                    "colocated",
+                    _units(g),
+                    _power(g),
+                    s,
+                    phase,
+                    rate,
+                    both,
+                    detail,
+                    desc,
+                    {**on_g, "topology": "colocated"},
                 )
         # Speculative decoding on the same chips (EAGLE-style head, or a small draft model
         # that shares the tokenizer).
         if topos & {"spec", "pd+spec"}:
-            rows += _spec_rows(m, spec, g, s, wb, kvb, step, fits, tag, catalog, opts)
+            rows += _spec_rows(m, spec, g, s, wb, kvb, step, fits, tag, catalog, opts, precision)
 
     # ---- AFD: attention on an HBM SKU, FFN on another SKU (SRAM LPUs, or a GPU) ----
     if topos & {"afd", "pd+afd"}:
@@ -327,7 +348,8 @@ def enumerate_model(
             for f_sku, f_chip in chips.items():
                 if f_sku == a_sku or not f_chip.is_sram:
                     continue  # AFD pays off where FFN weights live in SRAM
-                f_groups = hardware_groups(m, f_chip, wb, ffn_params, [1])
+                # FFN chips hold weights only (no KV): fill their SRAM.
+                f_groups = hardware_groups(m, f_chip, wb, ffn_params, [1], sram_headroom=1.0)
                 for ag in hardware_groups(m, a_chip, wb, attn_params, opts.tp_options):
                     if ag.pp > 1:
                         continue
@@ -339,6 +361,7 @@ def enumerate_model(
 def _spec_rows(
     m: ModelDims, spec: ModelSpec, g: GroupSpec, s: Shapes, wb: float, kvb: float,
     target_step: np.ndarray, fits: np.ndarray, tag: str, catalog: Catalog, opts: CandidateOptions,
+    precision: str,
 ) -> list[dict]:  # fmt: skip
     rows: list[dict] = []
     drafts = [d for d in catalog.models.values() if d.role == "draft_head"]
@@ -371,6 +394,9 @@ def _spec_rows(
                 bsel * 1000.0 / (s.output[:, 0] * tsel), any_ok,
                 {"tpot_ms": tsel, "batch": bsel, "tokens_per_step": np.full(len(s.names), per_step)},
                 f"spec decode: {spec.id} on {g.chips} x {g.sku} (tp{g.tp}), draft {draft.id} k={k} a={opts.spec_acceptance:g}",
+                {"model": spec.id, "precision": precision, "hardware": g.sku, "tp": g.tp,
+                 "pp": g.pp, "topology": "pd+spec", "draft_model": draft.id, "draft_tokens": k,
+                 "acceptance": opts.spec_acceptance},
             )  # fmt: skip
     return rows
 
@@ -385,6 +411,7 @@ def _afd_rows(
     link_gb_s = ag.chip.net_gb_s * ag.chips
     latency = max(ag.chip.net_latency_us, fg.chip.net_latency_us)
     best_t = None
+    best_mb = np.zeros(fits.shape)
     for mb in opts.afd_microbatches:
         bb = b / mb
         a = attention_decode(m, ag.chip, 1.0, bb, s.mean_ctx, ag.tp, wb, kvb).time_ms
@@ -400,6 +427,8 @@ def _afd_rows(
         x = afd_crossings_ms(bb, m.hidden, m.layers, link_gb_s, latency)
         t = (a + f + x) + (mb - 1) * np.maximum(np.maximum(a, f), x)
         t = np.broadcast_to(t, fits.shape)
+        better = np.ones(fits.shape, bool) if best_t is None else t < best_t
+        best_mb = np.where(better, mb, best_mb)
         best_t = t if best_t is None else np.minimum(best_t, t)
     assert best_t is not None
     ok = fits & (best_t <= s.tpot_ms)
@@ -408,8 +437,11 @@ def _afd_rows(
     bsel, tsel = BATCH_GRID[idx], best_t[r, idx]
     return _rows(
         f"afd|{tag}|{ag.label}+{fg.label}", "afd", _units(ag, fg), _power(ag, fg), s, "decode",
-        bsel * 1000.0 / (s.output[:, 0] * tsel), any_ok, {"tpot_ms": tsel, "batch": bsel},
+        bsel * 1000.0 / (s.output[:, 0] * tsel), any_ok,
+        {"tpot_ms": tsel, "batch": bsel, "microbatches": best_mb[r, idx]},
         f"afd decode: {spec.id} ({precision}) attention on {ag.chips} x {ag.sku}, FFN on {fg.chips} x {fg.sku}",
+        {"model": spec.id, "precision": precision, "hardware": ag.sku, "tp": ag.tp, "pp": 1,
+         "topology": "pd+afd", "ffn_hardware": fg.sku},
     )  # fmt: skip
 
 

@@ -139,6 +139,11 @@ class ScaleOut(Strict):
     bandwidth_gb_s: Sourced  # per chip, per direction
     latency_us: Sourced
 
+    @field_validator("bandwidth_gb_s", "latency_us")
+    @classmethod
+    def _pos(cls, v: Sourced) -> Sourced:
+        return _positive(v, "scale-out figure")  # type: ignore[return-value]
+
 
 class Power(Strict):
     chip_w: Sourced | None = None  # TDP / board power of one chip
@@ -146,7 +151,7 @@ class Power(Strict):
     # Facility overhead (cooling) is *not* included: the planner multiplies by PUE.
     all_in_w_per_chip: Sourced
 
-    @field_validator("all_in_w_per_chip")
+    @field_validator("chip_w", "all_in_w_per_chip")
     @classmethod
     def _pos(cls, v: Sourced) -> Sourced:
         return _positive(v, "all-in power")  # type: ignore[return-value]
@@ -164,6 +169,13 @@ class Purchase(Strict):
     @classmethod
     def _pos(cls, v: Sourced | None) -> Sourced | None:
         return _positive(v, "price/lifetime")
+
+    @field_validator("lead_time_days")
+    @classmethod
+    def _non_negative(cls, v: Sourced | None) -> Sourced | None:
+        if v is not None and v.value < 0:
+            raise ValueError(f"lead_time_days must be >= 0, got {v.value}")
+        return v
 
 
 class Efficiency(Strict):
@@ -544,9 +556,13 @@ def _problems_from_validation(path: Path, err: ValidationError) -> list[InputPro
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
         value = e.get("input")
-        if isinstance(value, dict):  # don't dump whole mappings into the message
-            value = "{...}"
-        out.append(InputProblem(str(path), f"field {loc}", value, e["msg"]))
+        if e["type"] == "missing":
+            value, msg = None, "a value (the field is required)"
+        else:
+            msg = e["msg"]
+            if isinstance(value, dict):  # don't dump whole mappings into the message
+                value = "{...}"
+        out.append(InputProblem(str(path), f"field {loc}", value, msg))
     return out
 
 

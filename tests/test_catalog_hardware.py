@@ -273,7 +273,7 @@ RULES: list[tuple[str, Mutation, list[str]]] = [
     (
         "missing required field",
         _delete("power", "all_in_w_per_chip"),
-        ["field power.all_in_w_per_chip", "Field required"],
+        ["field power.all_in_w_per_chip", "the field is required"],
     ),
     (
         "zero memory capacity",

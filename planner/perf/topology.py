@@ -43,6 +43,12 @@ from planner.perf.specs import ChipSpec, ModelDims
 Array = NDArray[np.float64]
 
 
+# Share of an SRAM chip's usable capacity a full-model deployment gives to weights; the rest
+# holds KV and activations (an estimate). FFN-only SRAM groups (AFD) hold no KV and use 1.0.
+SRAM_HEADROOM = 0.9
+GPU_HEADROOM = 0.8
+
+
 class Infeasible(Exception):
     """A placement that cannot work, with the reason a planner can act on."""
 
@@ -70,7 +76,7 @@ def place(
     tp: int | None = None,
     pp: int | None = None,
     params: float | None = None,
-    headroom: float = 0.8,
+    headroom: float | None = None,
 ) -> Group:
     """Choose tp x pp for holding `params` (default: the whole model) on `chip`.
 
@@ -80,6 +86,8 @@ def place(
     An explicit tp (and pp) is checked, not changed.
     """
     params = m.total_params if params is None else params
+    if headroom is None:  # GPUs keep 20 % of memory for KV; SRAM parts, see SRAM_HEADROOM
+        headroom = SRAM_HEADROOM if chip.is_sram else GPU_HEADROOM
     need = chips_for_weights(params, w_bytes, chip, headroom)
     domain = max(1, chip.domain_chips)
     if tp is not None:
