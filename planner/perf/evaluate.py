@@ -13,6 +13,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from planner.catalog import Catalog, ModelSpec
+from planner.perf import queueing
 from planner.perf.memory import MemoryUse
 from planner.perf.specs import (
     ChipSpec,
@@ -103,6 +104,9 @@ class PerfResult(BaseModel):
     kv_transfer_ms: float
     ttft_ms: float  # prefill + KV transfer, no queueing
     decode_step_ms: float  # = TPOT, the time per output token a user sees
+    # Part of TPOT that is the colocated prefill stall: (batch / output_tokens) x prefill_ms
+    # at full load. 0 when prefill runs elsewhere.
+    prefill_stall_ms: float
     tokens_per_s_per_user: float
     tokens_per_s: float  # output tokens per second of one instance
     decode_requests_per_s: float  # requests one instance finishes per second (decode side)
@@ -139,7 +143,7 @@ def _infeasible(cfg: ServingConfig, precision: str, reason: str) -> PerfResult:
     nan = float("nan")
     return PerfResult(
         feasible=False, reason=reason, config=cfg, precision=precision, batch=0,
-        prefill_ms=nan, kv_transfer_ms=nan, ttft_ms=nan, decode_step_ms=nan,
+        prefill_ms=nan, kv_transfer_ms=nan, ttft_ms=nan, decode_step_ms=nan, prefill_stall_ms=nan,
         tokens_per_s_per_user=0.0, tokens_per_s=0.0, decode_requests_per_s=0.0,
         prefill_requests_per_s=None, admissible_prefill_utilization=None, tokens_per_step=1.0,
         units={}, power_w=0.0, parallelism={}, breakdown=[], memory=[], uncalibrated=[],
@@ -281,10 +285,12 @@ def _evaluate(cfg: ServingConfig, catalog: Catalog, spec: ModelSpec, precision: 
         microbatches = g.pp
 
     tpot = np.atleast_1d(np.asarray(tpot, dtype=float))
+    stall = np.zeros_like(tpot)
     if topo in ("colocated", "spec"):
         # The same chips also prefill: each step stalls for the prompts of the B / O
         # requests that join per step, so at full load TPOT grows by that share.
-        tpot = tpot + grid / cfg.output_tokens * pre_ms
+        stall = grid / cfg.output_tokens * pre_ms
+        tpot = tpot + stall
 
     # ---- choose the batch ----
     ok = fits.copy()
@@ -332,7 +338,6 @@ def _evaluate(cfg: ServingConfig, catalog: Catalog, spec: ModelSpec, precision: 
     ttft = pre_ms + handoff
     rate = util = None
     if cfg.ttft_ms is not None:
-        from planner.perf import queueing
 
         service = pre_ms / pg.pp  # a full pipeline accepts a new prompt every stage time
         util = float(
@@ -362,6 +367,7 @@ def _evaluate(cfg: ServingConfig, catalog: Catalog, spec: ModelSpec, precision: 
         kv_transfer_ms=handoff,
         ttft_ms=ttft,
         decode_step_ms=tpot_i,
+        prefill_stall_ms=float(stall[i]),
         tokens_per_s_per_user=1000.0 / tpot_i,
         tokens_per_s=tokens_per_s,
         decode_requests_per_s=tokens_per_s / cfg.output_tokens,
