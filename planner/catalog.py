@@ -191,11 +191,16 @@ class Efficiency(Strict):
     # the per-layer cycle cost of a spatial SRAM pipeline). None: the perf model uses a
     # documented per-kind default and reports the SKU as uncalibrated.
     layer_overhead_us: Sourced | None = None
+    # Achieved / catalog latency of all-reduces and chip-to-chip hops, software included
+    # (multiplies scale_up.latency_us and scale_out.latency_us). None: 1.
+    comm_latency_scale: Sourced | None = None
 
     @model_validator(mode="after")
     def _fractions(self) -> Efficiency:
         if self.layer_overhead_us is not None and self.layer_overhead_us.value < 0:
             raise ValueError(f"layer_overhead_us must be >= 0, got {self.layer_overhead_us.value}")
+        if self.comm_latency_scale is not None and not self.comm_latency_scale.value > 0:
+            raise ValueError(f"comm_latency_scale must be > 0, got {self.comm_latency_scale.value}")
         for name, v in [*self.compute.items(), ("bandwidth", self.bandwidth)]:
             if not 0 < v.value <= 1:
                 raise ValueError(f"efficiency {name} must be in (0, 1], got {v.value}")
@@ -660,6 +665,7 @@ class CalibratedEfficiency(Strict):
     compute: dict[Precision, float] = Field(default_factory=dict)
     bandwidth: float | None = None
     layer_overhead_us: float | None = Field(default=None, ge=0)
+    comm_latency_scale: float | None = Field(default=None, gt=0)
     rows_used: int = Field(ge=0)
     median_abs_pct_error: float | None = None
 
@@ -705,11 +711,19 @@ def apply_calibration(catalog: Catalog, path: Path) -> Catalog:
             overhead = Sourced(
                 value=fit.layer_overhead_us, basis=Basis.measurement, source="CAL", note=tag
             )
+        comm = hw.efficiency.comm_latency_scale
+        if fit.comm_latency_scale is not None:
+            comm = Sourced(
+                value=fit.comm_latency_scale, basis=Basis.measurement, source="CAL", note=tag
+            )
         sources = {**hw.sources, "CAL": f"{path.name}: {cal.method}"}
         hardware[sku_id] = hw.model_copy(
             update={
                 "efficiency": Efficiency(
-                    compute=compute, bandwidth=bandwidth, layer_overhead_us=overhead
+                    compute=compute,
+                    bandwidth=bandwidth,
+                    layer_overhead_us=overhead,
+                    comm_latency_scale=comm,
                 ),
                 "sources": sources,
             }

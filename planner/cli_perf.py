@@ -267,6 +267,38 @@ def frontier(
     run()
 
 
+@perf_app.command("calibrate")
+def calibrate(
+    data: Annotated[Path | None, Opt("--data", help="measurement CSV (default: catalogs/measurements/published.csv)")] = None,
+    write: Annotated[bool, Opt("--write/--no-write", help="replace catalogs/calibration.yaml with the fit")] = False,
+    out_dir: Annotated[Path | None, Opt("--out", help="folder for errors.csv, exclusions.csv, summaries and the proposed calibration.yaml (a fresh one is made if it exists)")] = None,
+) -> None:  # fmt: skip
+    """Fit per-SKU efficiency factors to published measurements and report the errors."""
+    from planner.cli import guarded, out
+
+    @guarded
+    def run() -> None:
+        from planner import calibrate as cal
+
+        path = data or cal.default_data_path()
+        result = cal.calibrate(
+            cal.load_measurements(path), cal.load_uncalibrated_catalog(), cal.data_label(path)
+        )
+        target = _new_dir(out_dir or Path("reports/out") / "calibration")
+        paths = cal.write_outputs(result, target)
+        for line in cal.report_lines(result):
+            out.print(line, highlight=False, markup=False)
+        out.print(f"\nwrote {', '.join(p.name for p in paths.values())} to {target}")
+        if write:
+            dest = cal.calibration_path()
+            dest.write_text(result.yaml_text)
+            out.print(f"replaced {dest}")
+        else:
+            out.print(f"{cal.calibration_path()} unchanged (--write replaces it)")
+
+    run()
+
+
 def _new_dir(path: Path) -> Path:
     """A fresh output folder: never overwrite what a user already has."""
     candidate, n = path, 1

@@ -83,7 +83,8 @@ def attention_decode(
     b = np.asarray(batch, dtype=float)
     q = np.asarray(tokens_per_seq, dtype=float)
     ctx = context_layer_tokens(m, context)
-    flops = 2.0 * b * q * m.attn_params + 2.0 * b * q * m.q_heads * m.score_dim * ctx
+    score = 2.0 * b * q * m.q_heads * m.score_dim * ctx  # runs at the 16-bit peak
+    flops = 2.0 * b * q * m.attn_params + score * chip.score_flop_cost
     bytes_ = m.attn_params * w_bytes + b * m.kv_elems_per_layer * ctx * kv_bytes
     tflops, tb_s = _tp_rates(chip, tp)
     return roofline(flops, bytes_, tflops, tb_s)
@@ -160,7 +161,7 @@ def prefill(
     # Causal self-attention over the prompt: each token attends to the ones before it.
     causal = m.full_layers * s * s / 2.0 + m.sliding_layers * s * np.minimum(s, m.window_tokens)
     attn = roofline(
-        2.0 * s * m.attn_params + 2.0 * m.q_heads * m.score_dim * causal,
+        2.0 * s * m.attn_params + 2.0 * m.q_heads * m.score_dim * causal * chip.score_flop_cost,
         m.attn_params * w_bytes * share
         + s * m.kv_elems_per_layer * (m.full_layers + m.sliding_layers) * kv_bytes,
         tflops,
@@ -173,8 +174,12 @@ def prefill(
     active = m.dense_ffn_params + m.moe_layers * (m.top_k * m.expert_params + m.shared_params)
     ffn = roofline(2.0 * s * (active + m.router_params), ffn_bytes * share, tflops, tb_s)
     head = roofline(2.0 * m.lm_head_params, m.lm_head_params * w_bytes * share, tflops, tb_s)
-    comm = tp_allreduces_ms(s, m.hidden, m.layers, tp, chip.link_gb_s, chip.link_latency_us)
-    comm = comm + pipeline_hops_ms(s, m.hidden, pp, chip.net_gb_s, chip.net_latency_us, ACT_BYTES)
-    chunks = np.ceil(s / chunk_tokens)
-    overhead = chunks * m.layers * chip.layer_overhead_us / 1e3
+    # Fixed costs of a forward pass (per-layer overhead, all-reduce and hop latencies) are
+    # paid once per chunk, which the engine fills with other requests' tokens: a request
+    # pays its token share of them, as of the weight read. (A lone short prompt at zero load
+    # waits a whole pass: its TTFT is understated by at most one pass's fixed costs.)
+    link_lat, net_lat = chip.link_latency_us * share, chip.net_latency_us * share
+    comm = tp_allreduces_ms(s, m.hidden, m.layers, tp, chip.link_gb_s, link_lat)
+    comm = comm + pipeline_hops_ms(s, m.hidden, pp, chip.net_gb_s, net_lat, ACT_BYTES)
+    overhead = share * m.layers * chip.layer_overhead_us / 1e3
     return StepTime(attention=attn, ffn=ffn, lm_head=head, comm_ms=comm, overhead_ms=overhead)

@@ -29,6 +29,10 @@ DEFAULT_LAYER_OVERHEAD_US: dict[str, float] = {
     "wafer_scale": 20.0,
 }
 ACT_BYTES = 2.0  # activations cross links in bf16
+# Attention-score math (Q.K^T and P.V over the cached context) runs in 16-bit in the
+# attention kernels engines ship (FlashAttention / FlashMLA class), whatever precision the
+# weights are stored and multiplied in; only the projections run at the weights' precision.
+ATTENTION_SCORE_PRECISION = "bf16"
 
 
 @dataclass(frozen=True)
@@ -125,6 +129,7 @@ class ChipSpec:
     all_in_w: float
     is_sram: bool
     calibrated: bool  # efficiency factors fitted to measurements (not defaults)
+    attn_peak_tflops: float | None = None  # peak of the attention-score math; None: peak_tflops
 
     @property
     def usable_gb(self) -> float:
@@ -133,6 +138,14 @@ class ChipSpec:
     @property
     def achieved_tflops(self) -> float:
         return self.peak_tflops * self.eff_compute
+
+    @property
+    def score_flop_cost(self) -> float:
+        """Attention-score FLOPs in units of weight-precision FLOPs (>= 1): they run at the
+        16-bit peak, with the same achieved fraction as the matmuls."""
+        if self.attn_peak_tflops is None:
+            return 1.0
+        return max(1.0, self.peak_tflops / self.attn_peak_tflops)
 
     @property
     def achieved_tb_s(self) -> float:
@@ -163,7 +176,9 @@ def chip_spec(hw: Hardware, precision: str) -> ChipSpec:
         eff_c = next(iter(eff.compute.values()))
     su, so = hw.scale_up, hw.scale_out
     overhead = eff.layer_overhead_us
-    calibrated = any(v.source == "CAL" for v in (eff_c, eff.bandwidth))
+    lat = eff.comm_latency_scale.value if eff.comm_latency_scale is not None else 1.0
+    fitted = (eff_c, eff.bandwidth, overhead, eff.comm_latency_scale)
+    calibrated = any(v is not None and v.source == "CAL" for v in fitted)
     return ChipSpec(
         sku=hw.id,
         kind=hw.kind,
@@ -175,16 +190,18 @@ def chip_spec(hw: Hardware, precision: str) -> ChipSpec:
         bandwidth_tb_s=mem.bandwidth_tb_s.value,
         eff_bandwidth=eff.bandwidth.value,
         link_gb_s=su.bandwidth_gb_s.value if su else (so.bandwidth_gb_s.value if so else 25.0),
-        link_latency_us=su.latency_us.value if su else (so.latency_us.value if so else 10.0),
+        link_latency_us=lat
+        * (su.latency_us.value if su else (so.latency_us.value if so else 10.0)),
         domain_chips=int(su.domain_chips.value) if su else 1,
         net_gb_s=so.bandwidth_gb_s.value if so else (su.bandwidth_gb_s.value if su else 25.0),
-        net_latency_us=so.latency_us.value if so else 10.0,
+        net_latency_us=lat * (so.latency_us.value if so else 10.0),
         layer_overhead_us=(
             overhead.value if overhead is not None else DEFAULT_LAYER_OVERHEAD_US[hw.kind]
         ),
         all_in_w=hw.power.all_in_w_per_chip.value,
         is_sram=mem.kind == "sram",
         calibrated=calibrated,
+        attn_peak_tflops=hw.peak_tflops(ATTENTION_SCORE_PRECISION),
     )
 
 
