@@ -72,6 +72,9 @@ class CandidateOptions(BaseModel):
     spec_draft_tokens: list[int] = Field(default_factory=lambda: [3])
     afd_microbatches: list[int] = Field(default_factory=lambda: [1, 2, 3])
     prune_dominated: bool = True
+    # Keep only the cost-power frontier per workload (see prune_to_frontier). Exact up to
+    # integer rounding of instances; off = every SLA-feasible candidate reaches the MIP.
+    prune_frontier: bool = True
 
 
 @dataclass(frozen=True)
@@ -463,14 +466,15 @@ def prune_dominated(table: pd.DataFrame) -> pd.DataFrame:
     rates: dict[str, dict[tuple[str, str], float]] = {}
     for c, w, p, v in table[["candidate", "workload", "phase", "rate_rps"]].itertuples(index=False):
         rates.setdefault(c, {})[(w, p)] = v
+    topo = dict(zip(first.index, first["topology"], strict=True))
+    units_of = dict(zip(first.index, first["units"], strict=True))
+    power_of = dict(zip(first.index, first["power_w"].astype(float), strict=True))
     families: dict[tuple, list[str]] = {}
     for c in sorted(first.index):
-        key = (first.at[c, "topology"], tuple(sorted(first.at[c, "units"])))
-        families.setdefault(key, []).append(c)
+        families.setdefault((topo[c], tuple(sorted(units_of[c]))), []).append(c)
     dominated: set[str] = set()
     for names in families.values():
-        units = {c: first.at[c, "units"] for c in names}
-        power = {c: float(first.at[c, "power_w"]) for c in names}
+        units, power = units_of, power_of
         for b in names:
             for a in names:
                 if a == b or a in dominated:
@@ -492,6 +496,92 @@ def prune_dominated(table: pd.DataFrame) -> pd.DataFrame:
                 dominated.add(b)
                 break
     return table[~table["candidate"].isin(dominated)].reset_index(drop=True)
+
+
+def chip_hour_usd(skus: pd.DataFrame, settings: Settings) -> dict[str, float]:
+    """Per SKU: the cheaper of straight-line capex over its lifetime and rent, per chip-hour."""
+    out = {}
+    for sku, row in skus.iterrows():
+        options = []
+        if pd.notna(row["unit_price_usd"]):
+            hours = row["lifetime_periods"] * row["period_hours"]
+            options.append(row["unit_price_usd"] / row["chips_per_unit"] / hours)
+        if pd.notna(row["rent_usd_per_chip_hour"]) and settings.allow_rent:
+            options.append(row["rent_usd_per_chip_hour"])
+        out[str(sku)] = min(options) if options else np.inf
+    return out
+
+
+def first_usable(skus: pd.DataFrame, settings: Settings) -> dict[str, int]:
+    """Per SKU: the first period it can be in the fleet (bought + lead time, or rented)."""
+    out = {}
+    for sku, row in skus.iterrows():
+        ways = []
+        if pd.notna(row["unit_price_usd"]):
+            ways.append(int(row["first_buy_period"]) + int(row["lead_periods"]))
+        if pd.notna(row["rent_usd_per_chip_hour"]) and settings.allow_rent:
+            ways.append(int(row["first_rent_period"]))
+        out[str(sku)] = min(ways) if ways else 10**6
+    return out
+
+
+def prune_to_frontier(table: pd.DataFrame, skus: pd.DataFrame, settings: Settings) -> pd.DataFrame:
+    """Keep, per phase scope, the candidates on the cost-power frontier of their workloads.
+
+    Candidate B is dropped when some A of the same scope (colocated instances together,
+    prefill pools together, decode pools of any topology together) can be in the fleet no
+    later than B, and for every (workload, phase) B serves, A serves it at no higher cost
+    per request/s and no higher power per request/s, strictly better on one count. Any
+    load B carries, A carries for less money and less power. What this ignores is integer
+    rounding (A's instances may be larger) and budgets that favour one kind of spending;
+    `--exhaustive` turns it off.
+    """
+    if table.empty:
+        return table
+    first = table.drop_duplicates("candidate").set_index("candidate")
+    scope = first["topology"].map(lambda t: t if t in ("colocated", "prefill") else "decode")
+    # Ranking cost of one instance-hour: chips at capex-or-rent, plus energy and hosting.
+    chip_usd, usable = chip_hour_usd(skus, settings), first_usable(skus, settings)
+    usd_per_w = (
+        settings.pue * settings.electricity_usd_per_kwh + settings.hosting_usd_per_kw_month / 730.0
+    ) / 1000.0
+    cost_h = pd.Series({
+        c: sum(n * chip_usd[k] for k, n in u.items()) + p * usd_per_w
+        for c, u, p in zip(first.index, first["units"], first["power_w"], strict=True)
+    })  # fmt: skip
+    avail = pd.Series(
+        {c: max(usable[k] for k in u) for c, u in zip(first.index, first["units"], strict=True)}
+    )
+    keep: set[str] = set()
+    for _, names in scope.groupby(scope, sort=True):
+        names_l = sorted(names.index)
+        sub = table[table["candidate"].isin(names_l)]
+        rate = sub.pivot_table(
+            index="candidate", columns=["workload", "phase"], values="rate_rps", aggfunc="max"
+        ).reindex(names_l)
+        r = rate.to_numpy(dtype=float)
+        served = ~np.isnan(r)
+        cost = np.where(
+            served, cost_h.reindex(names_l).to_numpy()[:, None] / np.where(served, r, 1.0), np.inf
+        )
+        power = np.where(
+            served,
+            first["power_w"].reindex(names_l).to_numpy(float)[:, None] / np.where(served, r, 1.0),
+            np.inf,
+        )
+        av = avail.reindex(names_l).to_numpy()
+        for i, b in enumerate(names_l):
+            cols = served[i]
+            le_cost = np.all(cost[:, cols] <= cost[i, cols] * (1 + 1e-12), axis=1)
+            le_power = np.all(power[:, cols] <= power[i, cols] * (1 + 1e-12), axis=1)
+            strict = np.any(cost[:, cols] < cost[i, cols] * (1 - 1e-9), axis=1) | np.any(
+                power[:, cols] < power[i, cols] * (1 - 1e-9), axis=1
+            )
+            dom = le_cost & le_power & strict & (av <= av[i])
+            dom[i] = False
+            if not dom.any():
+                keep.add(b)
+    return table[table["candidate"].isin(keep)].reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------------------
@@ -522,6 +612,7 @@ def sku_table(catalog: Catalog, skus: Iterable[str], periods: pd.DataFrame) -> p
             "lead_periods": math.ceil(lead_days * 24.0 / hours - 1e-9),
             "lifetime_periods": max(1, round(p.lifetime_years.value * 8766.0 / hours)),
             "supply_cap_units_per_period": np.nan,
+            "period_hours": hours,
         })  # fmt: skip
     return pd.DataFrame(rows).set_index("sku")
 
@@ -588,10 +679,13 @@ def build_candidates(
                 "units",
             ]
         )
-    elif opts.prune_dominated:
-        table = prune_dominated(table)
-    best_df = _best_reachable(best)
     periods, demand_df = demand.to_planning_tables()
+    sku_all = sku_table(catalog, skus, periods)
+    if len(table) and opts.prune_dominated:
+        table = prune_dominated(table)
+    if len(table) and opts.prune_frontier:
+        table = prune_to_frontier(table, sku_all, settings)
+    best_df = _best_reachable(best)
     used = sorted({s for u in table["units"] for s in u}) if len(table) else []
     cand = table.groupby("candidate", sort=True).agg(
         topology=("topology", "first"), power_w=("power_w", "first"), description=("description", "first")
@@ -605,7 +699,7 @@ def build_candidates(
         columns=["candidate", "sku", "chips"],
     )
     rates = table[["candidate", "workload", "phase", "rate_rps"]].copy()
-    sku_df = sku_table(catalog, used, periods)
+    sku_df = sku_all.loc[used]
     data = PlanningData(
         periods=periods,
         skus=sku_df,

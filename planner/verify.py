@@ -238,18 +238,29 @@ def _check_units_and_power(
             )
             continue
         units = {str(k): float(n) for k, n in c["units"].items()}
-        # Re-derive the chips from the performance model's own placement of any routed row.
+        # Re-derive the chips from the performance model's own placement of a routed row:
+        # a decode-only candidate is its decode groups (evaluate also places a prefill pool).
         row = next((rw for (cc, _, _), rw in rows.items() if cc == r.candidate), None)
-        if row is not None and row["phase"] == "decode":
+        if row is not None:
             w = workloads[row["workload"]]
-            res = evaluate(ServingConfig(**row["config"], batch=int(row["batch"]) or 1,
+            mb = int(row["microbatches"]) if row.get("microbatches") else None
+            res = evaluate(ServingConfig(**row["config"], batch=int(row.get("batch") or 1),
                                          prompt_tokens=int(w["prompt_tokens"]),
-                                         output_tokens=int(w["output_tokens"]),
-                                         microbatches=int(row["microbatches"]) if row.get("microbatches") else None),
+                                         output_tokens=int(w["output_tokens"]), microbatches=mb),
                            catalog)  # fmt: skip
             if res.feasible:
-                v.expect("units", {k: float(n) for k, n in res.units.items()} == units,
-                         f"{r.candidate}: plan says {units}, placement gives {res.units}")  # fmt: skip
+                roles = res.units_by_role
+                keep = (
+                    ["prefill"]
+                    if c["topology"] == "prefill"
+                    else [k for k in roles if k != "prefill"]
+                )
+                derived: dict[str, float] = defaultdict(float)
+                for role in keep:
+                    for sku, n in roles.get(role, {}).items():
+                        derived[sku] += n
+                v.expect("units", dict(derived) == units,
+                         f"{r.candidate}: plan says {units}, placement gives {dict(derived)}")  # fmt: skip
         watts = sum(
             n * catalog.hardware[sku].power.all_in_w_per_chip.value for sku, n in units.items()
         )

@@ -114,6 +114,7 @@ class PerfResult(BaseModel):
     admissible_prefill_utilization: float | None
     tokens_per_step: float  # > 1 with speculative decoding
     units: dict[str, int]  # chips per SKU in one instance
+    units_by_role: dict[str, dict[str, int]]  # role (prefill, decode, decode_ffn...) -> chips
     power_w: float
     parallelism: dict[str, str]  # role -> "tp4 pp1 on h100-sxm"
     breakdown: list[Part]
@@ -146,7 +147,7 @@ def _infeasible(cfg: ServingConfig, precision: str, reason: str) -> PerfResult:
         prefill_ms=nan, kv_transfer_ms=nan, ttft_ms=nan, decode_step_ms=nan, prefill_stall_ms=nan,
         tokens_per_s_per_user=0.0, tokens_per_s=0.0, decode_requests_per_s=0.0,
         prefill_requests_per_s=None, admissible_prefill_utilization=None, tokens_per_step=1.0,
-        units={}, power_w=0.0, parallelism={}, breakdown=[], memory=[], uncalibrated=[],
+        units={}, units_by_role={}, power_w=0.0, parallelism={}, breakdown=[], memory=[], uncalibrated=[],
     )  # fmt: skip
 
 
@@ -338,7 +339,6 @@ def _evaluate(cfg: ServingConfig, catalog: Catalog, spec: ModelSpec, precision: 
     ttft = pre_ms + handoff
     rate = util = None
     if cfg.ttft_ms is not None:
-
         service = pre_ms / pg.pp  # a full pipeline accepts a new prompt every stage time
         util = float(
             queueing.admissible_utilization(
@@ -375,6 +375,7 @@ def _evaluate(cfg: ServingConfig, catalog: Catalog, spec: ModelSpec, precision: 
         admissible_prefill_utilization=util,
         tokens_per_step=tokens_per_step,
         units=units,
+        units_by_role={role: {grp.chip.sku: grp.chips} for role, grp in groups.items()},
         power_w=power,
         parallelism={
             role: f"tp{grp.tp} pp{grp.pp} on {grp.chip.sku}"

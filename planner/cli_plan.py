@@ -1,0 +1,264 @@
+"""`planner plan`: plan purchases and placement from a demand CSV (the main job)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import pandas as pd
+import typer
+from rich.table import Table
+
+from planner.errors import InputProblem, PlannerInputError
+
+EXIT_OK, EXIT_BAD_INPUT, EXIT_UNSERVED, EXIT_NO_SOLUTION, EXIT_VERIFY = 0, 2, 3, 4, 5
+Opt = typer.Option
+
+
+def _scenario(
+    demand: Path | None, scenario_file: Path | None, overrides: dict[str, Any]
+) -> tuple[Path, Any]:
+    from planner.catalog import data_dir
+    from planner.planning import Scenario, load_scenario
+
+    sc = load_scenario(scenario_file) if scenario_file else Scenario()
+    updates = {k: v for k, v in overrides.items() if v is not None}
+    if updates:
+        try:
+            sc = Scenario.model_validate({**sc.model_dump(), **updates})
+        except Exception as exc:  # pydantic ValidationError -> the flag and the value
+            errs = getattr(exc, "errors", lambda: [])()
+            raise PlannerInputError([
+                InputProblem(f"--{str(e['loc'][0]).replace('_', '-')}", "", e.get("input"), e["msg"]) for e in errs
+            ]) from None  # fmt: skip
+    path = demand or (Path(sc.demand) if sc.demand else data_dir("demand") / "default.csv")
+    if not path.is_file():
+        raise PlannerInputError([InputProblem(str(path), "", "missing", "an existing demand CSV")])
+    return path, sc
+
+
+def new_out_dir(base: Path | None, name: str) -> Path:
+    """A fresh folder; an existing one is never reused or overwritten."""
+    if base is not None:
+        if base.exists() and any(base.iterdir()):
+            raise PlannerInputError(
+                [
+                    InputProblem(
+                        "--out",
+                        "",
+                        str(base),
+                        "a new or empty folder (plans are never overwritten)",
+                    )
+                ]
+            )
+        base.mkdir(parents=True, exist_ok=True)
+        return base
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    root = Path("reports/out")
+    candidate, n = root / f"{stamp}-{name}", 1
+    while candidate.exists():
+        n += 1
+        candidate = root / f"{stamp}-{name}-{n}"
+    candidate.mkdir(parents=True)
+    return candidate
+
+
+def print_plan(run: Any, out_dir: Path | None) -> None:
+    from planner.cli import out
+
+    plan, inputs = run.plan, run.inputs
+    gap = f", gap {plan.gap:.2%}" if plan.gap is not None else ""
+    out.print(
+        f"[bold]Plan[/] for {inputs.demand_source} — status [bold]{plan.status}[/]{gap}, "
+        f"objective {run.plan.settings.objective}, {inputs.candidate_pairs:,} candidate pairs",
+        highlight=False,
+    )
+    if not plan.purchases.empty or not plan.rentals.empty:
+        t = Table(title="What to buy (units) and rent (chips) per period")
+        periods = [p["period"] for p in inputs.periods]
+        t.add_column("SKU")
+        for p in periods:
+            t.add_column(p, justify="right")
+        buys = plan.purchases.pivot_table(
+            index="sku", columns="period", values="units", aggfunc="sum"
+        )
+        rents = plan.rentals.pivot_table(
+            index="sku", columns="period", values="chips", aggfunc="sum"
+        )
+        for sku in sorted(set(buys.index) | set(rents.index)):
+            cells = []
+            for p in periods:
+                b = buys.at[sku, p] if sku in buys.index and p in buys.columns else 0
+                r = rents.at[sku, p] if sku in rents.index and p in rents.columns else 0
+                txt = []
+                if pd.notna(b) and b > 0:
+                    txt.append(f"buy {int(b)}")
+                if pd.notna(r) and r > 1e-9:
+                    txt.append(f"rent {r:g}")
+                cells.append(", ".join(txt) or "-")
+            t.add_row(sku, *cells)
+        out.print(t)
+    _print_placement(run)
+    c = plan.costs.merge(plan.power, on="period", how="left")
+    t = Table(title="Cost (USD) and power per period")
+    for col in ("period", "capex", "rental", "energy", "hosting", "total", "facility MW"):
+        t.add_column(col, justify="right")
+    for r in c.itertuples():
+        t.add_row(r.period, f"{r.capex_usd:,.0f}", f"{r.rental_usd:,.0f}", f"{r.energy_usd:,.0f}",
+                  f"{r.hosting_usd:,.0f}", f"{r.total_usd:,.0f}", f"{r.facility_mw:.3f}")  # fmt: skip
+    t.add_row("total", *(f"{c[k].sum():,.0f}" for k in ("capex_usd", "rental_usd", "energy_usd", "hosting_usd", "total_usd")),
+              f"peak {c['facility_mw'].max():.3f}")  # fmt: skip
+    out.print(t)
+    if plan.unserved_rps > 1e-6:
+        out.print("[bold red]Unserved demand[/]")
+        for r in run.explanation.itertuples() if not run.explanation.empty else []:
+            out.print(f"  - {r.workload} ({r.periods}): {r.detail}", highlight=False)
+        if run.explanation.empty:
+            u = plan.unserved.groupby("workload")["requests_per_s"].max()
+            for w, v in u.items():
+                out.print(f"  - {w}: up to {v:.3g} req/s unserved", highlight=False)
+    v = run.verification
+    out.print(
+        f"verify: {'[green]passed[/]' if v.passed else '[red]FAILED[/]'} "
+        f"({sum(v.checks.values()):,} checks: {', '.join(f'{k} {n}' for k, n in sorted(v.checks.items()))})",
+        highlight=False,
+    )
+    if inputs.uncalibrated_skus:
+        out.print(
+            f"[yellow]uncalibrated SKUs in this plan (spec-sheet efficiency only):[/] {', '.join(inputs.uncalibrated_skus)}"
+        )
+    tm = inputs.timings
+    out.print(
+        "timings: " + ", ".join(f"{k.removesuffix('_s')} {v:.2f} s" for k, v in tm.items()),
+        highlight=False,
+    )
+    if out_dir is not None:
+        out.print(f"wrote {out_dir}/plan.json and one CSV per table", highlight=False)
+
+
+def _print_placement(run: Any) -> None:
+    from planner.cli import out
+
+    plan, inputs = run.plan, run.inputs
+    if plan.routing.empty:
+        return
+    cands = {c["candidate"]: c for c in inputs.candidates}
+    rows = {(r["candidate"], r["workload"], r["phase"]): r for r in inputs.rows}
+    last = inputs.periods[-1]["period"]
+    r = plan.routing[(plan.routing["period"] == last) & (plan.routing["load_rps"] > 1e-9)]
+    t = Table(title=f"Placement per workload ({last})")
+    for col in ("workload", "phase", "runs on", "batch", "TPOT ms", "share", "instances"):
+        t.add_column(col)
+    inst = plan.instances.set_index(["candidate", "period"])["count"]
+    for x in r.sort_values(
+        ["workload", "phase", "load_rps"], ascending=[True, True, False]
+    ).itertuples():
+        c = cands.get(x.candidate, {})
+        row = rows.get((x.candidate, x.workload, x.phase), {})
+        tpot = row.get("tpot_ms")
+        t.add_row(x.workload, x.phase, c.get("description", x.candidate),
+                  str(int(row["batch"])) if row.get("batch") else "-",
+                  f"{tpot:.1f}" if tpot is not None and x.phase == "decode" else "-",
+                  f"{x.share:.0%}", f"{inst.get((x.candidate, last), 0):g}")  # fmt: skip
+    out.print(t)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("plan")
+    def plan_cmd(
+        demand: Annotated[Path | None, typer.Argument(help="demand CSV (default: the bundled demand/default.csv)")] = None,
+        scenario: Annotated[Path | None, Opt("--scenario", help="scenario YAML with the same settings as the flags")] = None,
+        objective: Annotated[str | None, Opt("--objective", help="cost or power")] = None,
+        power_budget_mw: Annotated[float | None, Opt("--power-budget-mw", help="facility MW per period")] = None,
+        capex_budget_usd: Annotated[float | None, Opt("--capex-budget-usd", help="purchases over the horizon")] = None,
+        pue: Annotated[float | None, Opt("--pue")] = None,
+        electricity_usd_per_kwh: Annotated[float | None, Opt("--electricity-usd-per-kwh")] = None,
+        cost_basis: Annotated[str | None, Opt("--cost-basis", help="horizon (cash) or amortized")] = None,
+        solver_profile: Annotated[str | None, Opt("--solver-profile", help="default, fast, exact, or a YAML path")] = None,
+        time_limit: Annotated[float | None, Opt("--time-limit", help="solver seconds")] = None,
+        out_dir: Annotated[Path | None, Opt("--out", help="output folder (new or empty)")] = None,
+        fmt: Annotated[str, Opt("--format", help="table or json")] = "table",
+        pareto: Annotated[int | None, Opt("--pareto", min=2, max=50, help="trace N cost-vs-power points")] = None,
+        no_write: Annotated[bool, Opt("--no-write", help="print only; write no files")] = False,
+    ) -> None:  # fmt: skip
+        """Plan what to buy per period and where each workload's phases run."""
+        from planner.cli import _check_format, guarded, print_json
+
+        @guarded
+        def run() -> int:
+            from planner.planning import run_planning, trace_pareto
+
+            _check_format(fmt)
+            path, sc = _scenario(demand, scenario, {
+                "objective": objective, "power_budget_mw": power_budget_mw, "capex_budget_usd": capex_budget_usd,
+                "pue": pue, "electricity_usd_per_kwh": electricity_usd_per_kwh, "cost_basis": cost_basis,
+                "solver_profile": solver_profile, "time_limit_s": time_limit,
+            })  # fmt: skip
+            if pareto:
+                return _run_pareto(path, sc, pareto, out_dir, fmt, no_write, trace_pareto)
+            result = run_planning(path, sc)
+            target = None if no_write else new_out_dir(out_dir, Path(path).stem)
+            if target is not None:
+                result.plan.write_tables(target)
+                (target / "verify.json").write_text(
+                    json.dumps(result.verification.summary(), indent=1)
+                )
+                if not result.explanation.empty:
+                    result.explanation.to_csv(target / "unserved_explained.csv", index=False)
+            if fmt == "json":
+                print_json(result.plan.to_dict())
+            else:
+                print_plan(result, target)
+            return _exit_code(result)
+
+        code = run()
+        raise typer.Exit(code or 0)
+
+
+def _exit_code(result: Any) -> int:
+    from planner.cli import err
+
+    if not result.verification.passed:
+        err.print(
+            "[bold red]The plan failed independent verification — this is a bug; do not act on it:[/]"
+        )
+        for m in result.verification.mismatches[:20]:
+            err.print(f"  - {m}", highlight=False)
+        return EXIT_VERIFY
+    if result.plan.status not in ("optimal", "feasible_at_limit"):
+        return EXIT_NO_SOLUTION
+    if result.plan.unserved_rps > 1e-6:
+        return EXIT_UNSERVED
+    return EXIT_OK
+
+
+def _run_pareto(
+    path: Path, sc: Any, n: int, out_dir: Path | None, fmt: str, no_write: bool, trace: Any
+) -> int:
+    from planner.cli import out, print_json
+
+    table = trace(path, sc, n)
+    target = None if no_write else new_out_dir(out_dir, f"{Path(path).stem}-pareto")
+    if target is not None:
+        table.to_csv(target / "pareto.csv", index=False)
+    if fmt == "json":
+        print_json(table.to_dict(orient="records"))
+        return EXIT_OK
+    t = Table(title="Cost versus peak facility power (epsilon constraint on power)")
+    for col in table.columns:
+        t.add_column(col)
+    for row in table.itertuples(index=False):
+        t.add_row(*(f"{v:,.4g}" if isinstance(v, float) else str(v) for v in row))
+    out.print(t)
+    if target is not None:
+        out.print(f"wrote {target / 'pareto.csv'}")
+    return (
+        EXIT_OK
+        if (table["status"].isin(["optimal", "feasible_at_limit"])).all()
+        else EXIT_NO_SOLUTION
+    )
+
+
+__all__ = ["new_out_dir", "register"]

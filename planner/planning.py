@@ -1,0 +1,432 @@
+"""The planning run end to end: scenario + demand + catalog -> verified Plan with its inputs.
+
+    scenario (YAML or flags) --+
+    demand CSV ----------------+--> candidates --> MIP --> Plan --> verify --> explain
+    catalogs (+ overrides) ----+
+
+`run_planning` is what `planner plan` and `planner sweep` call. It records, inside the Plan,
+everything needed to re-check and report it later without the candidate table: the
+workloads and demand, the periods, the serving configuration of every candidate the plan
+uses, the scenario, and the catalog overrides.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from planner.candidates import CandidateOptions, CandidateSet, build_candidates
+from planner.catalog import Basis, Catalog, Sourced, load_catalog
+from planner.demand import Demand, catalog_model_ids, load_demand
+from planner.errors import InputProblem, PlannerInputError, unknown_id
+from planner.formulation import build_model
+from planner.model_data import Settings
+from planner.plan import Plan, explain_unserved
+from planner.solve import SolverProfile, load_profile, solve
+from planner.verify import Verification, verify_plan
+
+
+class ExistingFleet(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sku: str
+    chips: int = Field(gt=0)
+    retire_period: str | None = None  # first period it is gone; None = stays
+
+
+class Scenario(BaseModel):
+    """Every setting of a planning run; a scenario YAML holds the same as the CLI flags."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = "default"
+    demand: str | None = None  # CSV path, relative to the scenario file
+    objective: Literal["cost", "power"] = "cost"
+    cost_basis: Literal["horizon", "amortized"] = "horizon"
+    pue: float = Field(default=1.3, gt=1.0, le=3.0)
+    electricity_usd_per_kwh: float = Field(default=0.08, ge=0)
+    hosting_usd_per_kw_month: float = Field(default=130.0, ge=0)
+    util_max: float = Field(default=0.9, gt=0, le=1)
+    power_budget_mw: float | None = Field(default=None, gt=0)
+    capex_budget_usd: float | None = Field(default=None, ge=0)
+    capex_budget_usd_per_period: float | None = Field(default=None, ge=0)
+    allow_rent: bool = True
+    allowed_skus: list[str] | None = None
+    exclude_skus: list[str] = Field(default_factory=list)
+    price_usd_per_unit: dict[str, float] = Field(default_factory=dict)  # overrides
+    rent_usd_per_chip_hour: dict[str, float] = Field(default_factory=dict)  # overrides
+    supply_cap_units_per_period: dict[str, float] = Field(default_factory=dict)
+    existing_fleet: list[ExistingFleet] = Field(default_factory=list)
+    horizon: list[str] | None = None  # [first, last] period to plan; None = all in demand
+    topologies: list[str] | None = None
+    spec_acceptance: float = Field(default=0.7, ge=0, le=1)
+    solver_profile: str = "default"
+    time_limit_s: float | None = Field(default=None, gt=0)
+    relax_instances: bool = False
+
+    def settings(self) -> Settings:
+        return Settings(
+            objective=self.objective, cost_basis=self.cost_basis, pue=self.pue,
+            electricity_usd_per_kwh=self.electricity_usd_per_kwh,
+            hosting_usd_per_kw_month=self.hosting_usd_per_kw_month, util_max=self.util_max,
+            power_budget_mw=self.power_budget_mw, capex_budget_usd=self.capex_budget_usd,
+            capex_budget_usd_per_period=self.capex_budget_usd_per_period,
+            allow_rent=self.allow_rent, relax_instances=self.relax_instances,
+        )  # fmt: skip
+
+
+def load_scenario(path: Path) -> Scenario:
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise PlannerInputError(
+            [InputProblem(str(path), "", str(exc).splitlines()[0], "a readable YAML file")]
+        ) from None
+    if not isinstance(raw, dict):
+        raise PlannerInputError(
+            [InputProblem(str(path), "", type(raw).__name__, "a YAML mapping of settings")]
+        )
+    try:
+        sc = Scenario.model_validate(raw)
+    except ValidationError as exc:
+        problems = []
+        for e in exc.errors():
+            loc = ".".join(str(p) for p in e["loc"])
+            expected = e["msg"]
+            if e["type"] == "extra_forbidden":
+                from planner.errors import did_you_mean
+
+                expected = f"a known setting{did_you_mean(str(e['loc'][0]), Scenario.model_fields)}"
+            problems.append(InputProblem(str(path), f"field {loc}", e.get("input"), expected))
+        raise PlannerInputError(problems) from None
+    if sc.demand and not Path(sc.demand).is_absolute():
+        sc = sc.model_copy(update={"demand": str((path.parent / sc.demand).resolve())})
+    return sc
+
+
+class PlanInputs(BaseModel):
+    """What a plan was built from, recorded in plan.json for verify and reports."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    demand_source: str
+    created_utc: str
+    scenario: dict[str, Any]
+    workloads: list[dict[str, Any]]
+    demand: list[dict[str, Any]]
+    periods: list[dict[str, Any]]
+    existing: list[dict[str, Any]]
+    candidates: list[dict[str, Any]]  # only those the plan uses
+    rows: list[dict[str, Any]]  # (candidate, workload, phase) of used candidates, with configs
+    best_reachable: list[dict[str, Any]]
+    uncalibrated_skus: list[str]
+    candidate_pairs: int  # (candidate, workload, phase) rows the MIP chose from
+    timings: dict[str, float]
+
+
+@dataclass
+class PlanRun:
+    plan: Plan
+    inputs: PlanInputs
+    candidates: CandidateSet
+    catalog: Catalog
+    verification: Verification
+    explanation: pd.DataFrame
+
+
+# --------------------------------------------------------------------------------------
+
+
+def apply_overrides(catalog: Catalog, sc: Scenario, source: str) -> Catalog:
+    """The scenario's price and rent overrides, as estimates sourced to the scenario."""
+    problems = [
+        unknown_id(source, f"{field}.{sku}", sku, catalog.hardware)
+        for field, table in (("price_usd_per_unit", sc.price_usd_per_unit), ("rent_usd_per_chip_hour", sc.rent_usd_per_chip_hour),
+                             ("supply_cap_units_per_period", sc.supply_cap_units_per_period))
+        for sku in table if sku not in catalog.hardware
+    ]  # fmt: skip
+    for sku in [*(sc.allowed_skus or []), *sc.exclude_skus, *(e.sku for e in sc.existing_fleet)]:
+        if sku not in catalog.hardware:
+            problems.append(unknown_id(source, "SKU", sku, catalog.hardware))
+    if problems:
+        raise PlannerInputError(problems)
+    if not sc.price_usd_per_unit and not sc.rent_usd_per_chip_hour:
+        return catalog
+    hardware = dict(catalog.hardware)
+    for sku in set(sc.price_usd_per_unit) | set(sc.rent_usd_per_chip_hour):
+        hw = hardware[sku]
+        p = hw.purchase
+        upd: dict[str, Any] = {}
+        note = f"override from scenario {sc.name}"
+        if sku in sc.price_usd_per_unit:
+            upd["price_usd"] = Sourced(
+                value=sc.price_usd_per_unit[sku], basis=Basis.estimate, source="SCN", note=note
+            )
+        if sku in sc.rent_usd_per_chip_hour:
+            upd["rent_usd_per_chip_hour"] = Sourced(
+                value=sc.rent_usd_per_chip_hour[sku], basis=Basis.estimate, source="SCN", note=note
+            )
+        hardware[sku] = hw.model_copy(
+            update={
+                "purchase": p.model_copy(update=upd),
+                "sources": {**hw.sources, "SCN": f"scenario {sc.name}"},
+            }
+        )
+    return Catalog(hardware=hardware, models=catalog.models)
+
+
+def _horizon(demand: Demand, sc: Scenario, source: str) -> Demand:
+    if not sc.horizon:
+        return demand
+    names = list(demand.periods.index)
+    bad = [p for p in sc.horizon if p not in names]
+    if bad or len(sc.horizon) != 2:
+        raise PlannerInputError(
+            [
+                InputProblem(
+                    source, "field horizon", sc.horizon, f"[first, last] periods among {names}"
+                )
+            ]
+        )
+    i, j = names.index(sc.horizon[0]), names.index(sc.horizon[1])
+    keep = names[i : j + 1]
+    rates = demand.rates[demand.rates["period"].isin(keep)].reset_index(drop=True)
+    periods = demand.periods.loc[keep]
+    workloads = demand.workloads.loc[
+        sorted(set(rates["workload"]), key=list(demand.workloads.index).index)
+    ]
+    return Demand(
+        workloads=workloads,
+        rates=rates,
+        periods=periods,
+        source=demand.source,
+        period_freq=demand.period_freq,
+    )
+
+
+def _existing(sc: Scenario, periods: list[str], source: str) -> pd.DataFrame:
+    rows, problems = [], []
+    for e in sc.existing_fleet:
+        retire = len(periods)
+        if e.retire_period is not None:
+            if e.retire_period not in periods:
+                problems.append(
+                    InputProblem(
+                        source,
+                        f"existing_fleet {e.sku}.retire_period",
+                        e.retire_period,
+                        f"one of {periods}",
+                    )
+                )
+                continue
+            retire = periods.index(e.retire_period)
+        rows.append({"sku": e.sku, "chips": float(e.chips), "retire_period": retire})
+    if problems:
+        raise PlannerInputError(problems)
+    return pd.DataFrame(rows, columns=["sku", "chips", "retire_period"])
+
+
+def prepare(
+    demand_path: Path, sc: Scenario, catalog: Catalog | None = None
+) -> tuple[Catalog, Demand, CandidateSet]:
+    """Validated inputs and the candidate set (no solving)."""
+    source = "scenario"
+    catalog = apply_overrides(catalog or load_catalog(), sc, source)
+    targets, drafts = catalog_model_ids(catalog)
+    demand = _horizon(load_demand(demand_path, targets, draft_ids=drafts), sc, source)
+    allowed = sc.allowed_skus if sc.allowed_skus is not None else sorted(catalog.hardware)
+    allowed = [s for s in allowed if s not in set(sc.exclude_skus)]
+    opts = CandidateOptions(
+        allowed_skus=allowed, spec_acceptance=sc.spec_acceptance,
+        **({"topologies": sc.topologies} if sc.topologies else {}),
+    )  # fmt: skip
+    existing = _existing(sc, list(demand.periods.index), source)
+    cs = build_candidates(catalog, demand, sc.settings(), opts, existing=existing)
+    if sc.supply_cap_units_per_period:
+        skus = cs.data.skus.copy()
+        for sku, cap in sc.supply_cap_units_per_period.items():
+            if sku in skus.index:
+                skus.loc[sku, "supply_cap_units_per_period"] = cap
+        from dataclasses import replace
+
+        cs = CandidateSet(data=replace(cs.data, skus=skus), table=cs.table, best_reachable=cs.best_reachable,
+                          skus_uncalibrated=cs.skus_uncalibrated)  # fmt: skip
+    return catalog, demand, cs
+
+
+def run_planning(
+    demand_path: Path, sc: Scenario, *, catalog: Catalog | None = None,
+    profile: SolverProfile | None = None, explain: bool = True,
+) -> PlanRun:  # fmt: skip
+    t0 = time.perf_counter()
+    catalog, demand, cs = prepare(demand_path, sc, catalog)
+    t_cand = time.perf_counter() - t0
+    profile = profile or load_profile(sc.solver_profile)
+    if sc.time_limit_s is not None:
+        profile = profile.model_copy(update={"time_limit_s": sc.time_limit_s})
+    model = build_model(cs.data)
+    result = solve(model, profile)
+    plan = Plan.from_solution(model, cs.data, result)
+    inputs = record_inputs(plan, demand, cs, sc, timings={"candidates_s": t_cand, **result.timings})
+    plan = dataclasses.replace(plan, inputs=inputs.model_dump(mode="json"))
+    verification = (
+        verify_plan(plan, inputs, catalog, raise_on_mismatch=False)
+        if result.has_solution
+        else Verification()
+    )
+    explanation = pd.DataFrame()
+    if explain and result.has_solution and plan.unserved_rps > 1e-6:
+        explanation = explain_unserved(plan, cs.data, profile)
+        explanation = add_best_reachable(explanation, cs.best_reachable, demand)
+    return PlanRun(plan, inputs, cs, catalog, verification, explanation)
+
+
+def add_best_reachable(expl: pd.DataFrame, best: pd.DataFrame, demand: Demand) -> pd.DataFrame:
+    """For workloads no candidate serves: the best TPOT / TTFT any SKU reaches, vs the SLA."""
+    if expl.empty or best.empty:
+        return expl
+    b = best.set_index("workload")
+    details = []
+    for r in expl.itertuples():
+        detail = r.detail
+        if r.cause == "no_candidate" and r.workload in b.index:
+            w = demand.workloads.loc[r.workload]
+            row = b.loc[r.workload]
+            parts = []
+            if (
+                "best_tpot_ms" in row
+                and pd.notna(row["best_tpot_ms"])
+                and row["best_tpot_ms"] > w["tpot_ms"]
+            ):
+                parts.append(
+                    f"best TPOT any SKU reaches is {row['best_tpot_ms']:.2f} ms ({row['tpot_where']}) vs the {w['tpot_ms']:g} ms SLA"
+                )
+            if (
+                "best_ttft_ms" in row
+                and pd.notna(row["best_ttft_ms"])
+                and row["best_ttft_ms"] > w["ttft_ms"]
+            ):
+                parts.append(
+                    f"best prefill time any SKU reaches is {row['best_ttft_ms']:.1f} ms ({row['ttft_where']}) vs the {w['ttft_ms']:g} ms TTFT SLA"
+                )
+            if parts:
+                detail = f"{detail}; " + "; ".join(parts)
+        details.append(detail)
+    return expl.assign(detail=details)
+
+
+def record_inputs(
+    plan: Plan, demand: Demand, cs: CandidateSet, sc: Scenario, timings: dict[str, float]
+) -> PlanInputs:
+    used = sorted(set(plan.instances.loc[plan.instances["count"] > 1e-9, "candidate"]))
+    t = cs.table[cs.table["candidate"].isin(used)]
+    rows = []
+    for r in t.to_dict(orient="records"):
+        rows.append(
+            {
+                k: _plain(v)
+                for k, v in r.items()
+                if k not in ("description", "units", "topology", "power_w")
+            }
+        )
+    cands = []
+    if len(t):
+        for c, g in t.groupby("candidate", sort=True):
+            first = g.iloc[0]
+            cands.append({"candidate": c, "topology": first["topology"], "description": first["description"],
+                          "power_w": float(first["power_w"]), "units": {k: int(v) for k, v in first["units"].items()}})  # fmt: skip
+    periods_df, demand_df = demand.to_planning_tables()
+    w = demand.workloads.reset_index().rename(columns={"index": "workload"})
+    if "workload" not in w.columns:
+        w = w.rename(columns={w.columns[0]: "workload"})
+    return PlanInputs(
+        demand_source=str(demand.source),
+        created_utc=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        scenario=sc.model_dump(mode="json"),
+        workloads=[{k: _plain(v) for k, v in r.items()} for r in w.to_dict(orient="records")],
+        demand=[{k: _plain(v) for k, v in r.items()} for r in demand_df.to_dict(orient="records")],
+        periods=[
+            {"period": str(p), **{k: _plain(v) for k, v in r.items()}}
+            for p, r in periods_df.iterrows()
+        ],
+        existing=[
+            {k: _plain(v) for k, v in r.items()} for r in cs.data.existing.to_dict(orient="records")
+        ],
+        candidates=cands,
+        rows=rows,
+        best_reachable=[
+            {k: _plain(v) for k, v in r.items()}
+            for r in cs.best_reachable.to_dict(orient="records")
+        ],
+        uncalibrated_skus=sorted(
+            {s for c in cands for s in c["units"]} & set(cs.skus_uncalibrated)
+        ),
+        candidate_pairs=len(cs.table),
+        timings={k: float(v) for k, v in timings.items()},
+    )
+
+
+def _plain(v: Any) -> Any:
+    """JSON-friendly scalars (numpy -> python, Timestamp -> ISO, NaN -> None)."""
+    if isinstance(v, dict):
+        return {str(k): _plain(x) for k, x in v.items()}
+    if isinstance(v, pd.Timestamp):
+        return v.isoformat()
+    if hasattr(v, "item"):
+        v = v.item()
+    if isinstance(v, float) and v != v:
+        return None
+    return v
+
+
+def trace_pareto(
+    demand_path: Path, sc: Scenario, n: int, *, catalog: Catalog | None = None
+) -> pd.DataFrame:
+    """Cost versus peak facility power: the two ends (minimum power, minimum cost), then
+    minimum cost under n - 2 evenly spaced peak-power caps between them (epsilon constraint)."""
+    from planner.plan import solve_plan
+
+    _, _, cs = prepare(demand_path, sc, catalog)
+    profile = load_profile(sc.solver_profile)
+    if sc.time_limit_s is not None:
+        profile = profile.model_copy(update={"time_limit_s": sc.time_limit_s})
+    base = cs.data.settings
+
+    def run(settings: Settings) -> Plan:
+        return solve_plan(dataclasses.replace(cs.data, settings=settings), profile)
+
+    def row(label: str, cap: float | None, p: Plan) -> dict[str, Any]:
+        return {
+            "point": label, "peak_cap_mw": cap, "status": p.status,
+            "total_cost_usd": p.total_cost_usd if p.status in ("optimal", "feasible_at_limit") else float("nan"),
+            "peak_facility_mw": float(p.power["facility_mw"].max()) if len(p.power) else 0.0,
+            "capex_usd": float(p.costs["capex_usd"].sum()) if len(p.costs) else 0.0,
+            "unserved_rps": p.unserved_rps, "gap": p.gap,
+        }  # fmt: skip
+
+    cheapest = run(base.model_copy(update={"objective": "cost", "peak_power_cap_mw": None}))
+    leanest = run(base.model_copy(update={"objective": "power", "peak_power_cap_mw": None}))
+    hi = float(cheapest.power["facility_mw"].max()) if len(cheapest.power) else 0.0
+    lo = float(leanest.power["facility_mw"].max()) if len(leanest.power) else 0.0
+    rows = [row("min cost", None, cheapest)]
+    for k in range(1, n - 1):
+        cap = hi - (hi - lo) * k / (n - 1)
+        if cap <= 0:
+            continue
+        rows.append(
+            row(
+                f"cap {k}",
+                cap,
+                run(base.model_copy(update={"objective": "cost", "peak_power_cap_mw": cap})),
+            )
+        )
+    rows.append(row("min power", None, leanest))
+    return pd.DataFrame(rows)
