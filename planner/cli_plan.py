@@ -198,8 +198,9 @@ def register(app: typer.Typer) -> None:
             })  # fmt: skip
             if pareto:
                 return _run_pareto(path, sc, pareto, out_dir, fmt, no_write, trace_pareto)
-            result = run_planning(path, sc)
+            # Claim the output folder first: a refused --out costs no solve.
             target = None if no_write else new_out_dir(out_dir, Path(path).stem)
+            result = run_planning(path, sc)
             if target is not None:
                 result.plan.write_tables(target)
                 (target / "verify.json").write_text(

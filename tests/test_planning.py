@@ -1,0 +1,211 @@
+"""End to end: demand CSV -> candidates -> MIP -> Plan -> verify, on the real catalogs."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from planner.catalog import load_catalog
+from planner.cli import app
+from planner.planning import Scenario, run_planning
+
+CATALOG = load_catalog()
+SKUS = ["h100-sxm", "h200-sxm", "b200"]
+
+
+def write_demand(tmp_path: Path, rows: list[dict], name: str = "d.csv") -> Path:
+    base = {"percentile": 99, "precision": "fp8", "prompt_tokens": 2000, "output_tokens": 300,
+            "ttft_ms": 2000, "tpot_ms": 40}  # fmt: skip
+    path = tmp_path / name
+    pd.DataFrame([{**base, **r} for r in rows]).to_csv(path, index=False)
+    return path
+
+
+def small_rows(scale: float = 1.0, tpot_ms: float = 40.0) -> list[dict]:
+    return [
+        {"period": p, "workload": w, "model": m, "requests_per_s": r * scale, "tpot_ms": tpot_ms}
+        for p, mult in (("2027Q1", 1.0), ("2027Q2", 1.5))
+        for w, m, r in (("chat", "llama-3.1-70b", 6.0), ("small", "llama-3.1-8b", 20.0))
+        for r in [r * mult]
+    ]
+
+
+def plan_cost(tmp_path: Path, rows: list[dict], **scenario: object) -> tuple[float, object]:
+    sc = Scenario(allowed_skus=SKUS, solver_profile="exact", **scenario)  # type: ignore[arg-type]
+    run = run_planning(
+        write_demand(tmp_path, rows, f"d{len(os.listdir(tmp_path))}.csv"),
+        sc,
+        catalog=CATALOG,
+        explain=False,
+    )
+    assert run.plan.status == "optimal", run.plan.message
+    assert run.verification.passed, run.verification.mismatches
+    return run.plan.total_cost_usd + run.plan.penalty_usd_per_rps * run.plan.unserved_rps, run
+
+
+# ---- properties the optimum must have --------------------------------------------------
+
+
+def test_more_demand_never_costs_less(tmp_path: Path) -> None:
+    costs = [plan_cost(tmp_path, small_rows(s))[0] for s in (0.5, 1.0, 2.0)]
+    assert costs[0] <= costs[1] * (1 + 1e-6) and costs[1] <= costs[2] * (1 + 1e-6)
+    assert costs[0] < costs[2]
+
+
+def test_tighter_sla_never_costs_less(tmp_path: Path) -> None:
+    loose, _ = plan_cost(tmp_path, small_rows(tpot_ms=60))
+    tight, _ = plan_cost(tmp_path, small_rows(tpot_ms=20))
+    assert tight >= loose * (1 - 1e-6)
+
+
+def test_adding_a_sku_never_costs_more(tmp_path: Path) -> None:
+    rows = small_rows()
+    few = run_planning(
+        write_demand(tmp_path, rows),
+        Scenario(allowed_skus=["h100-sxm"], solver_profile="exact"),
+        catalog=CATALOG,
+        explain=False,
+    )
+    more = run_planning(
+        write_demand(tmp_path, rows, "e.csv"),
+        Scenario(allowed_skus=["h100-sxm", "b200"], solver_profile="exact"),
+        catalog=CATALOG,
+        explain=False,
+    )
+    assert few.verification.passed and more.verification.passed
+    assert more.plan.total_cost_usd <= few.plan.total_cost_usd * (1 + 1e-6)
+
+
+def test_more_budget_never_costs_more(tmp_path: Path) -> None:
+    rows = small_rows()
+    free, run = plan_cost(tmp_path, rows)
+    capex = float(run.plan.costs["capex_usd"].sum())
+    tight, _ = plan_cost(tmp_path, rows, capex_budget_usd=capex * 0.5)
+    assert tight >= free * (1 - 1e-6)
+
+
+def test_power_budget_is_respected_and_verified(tmp_path: Path) -> None:
+    _, run = plan_cost(tmp_path, small_rows())
+    peak = float(run.plan.power["facility_mw"].max())
+    _, capped = plan_cost(tmp_path, small_rows(), power_budget_mw=peak * 0.8)
+    assert float(capped.plan.power["facility_mw"].max()) <= peak * 0.8 * (1 + 1e-6)
+
+
+def test_existing_fleet_is_used_before_buying(tmp_path: Path) -> None:
+    # Renting off, so the bare plan must buy; then give it those chips up front.
+    _, bare = plan_cost(tmp_path, small_rows(), allow_rent=False)
+    bought = bare.plan.purchases.groupby("sku")["chips"].sum()
+    assert len(bought), "with renting off the plan must buy"
+    sku = str(bought.idxmax())
+    _, owned = plan_cost(
+        tmp_path,
+        small_rows(),
+        allow_rent=False,
+        existing_fleet=[{"sku": sku, "chips": int(bought.max())}],
+    )
+    assert owned.plan.total_cost_usd < bare.plan.total_cost_usd
+    assert float(owned.plan.purchases["capex_usd"].sum()) < float(
+        bare.plan.purchases["capex_usd"].sum()
+    )
+
+
+def test_same_inputs_same_plan(tmp_path: Path) -> None:
+    a = plan_cost(tmp_path, small_rows())[1].plan
+    b = plan_cost(tmp_path, small_rows())[1].plan
+    for name in ("purchases", "rentals", "instances", "routing"):
+        pd.testing.assert_frame_equal(getattr(a, name), getattr(b, name))
+
+
+# ---- unserved demand is explained -------------------------------------------------------
+
+
+def test_impossible_sla_is_unserved_and_explained(tmp_path: Path) -> None:
+    impossible = {"period": "2027Q1", "workload": "impossible", "model": "llama-3.1-405b",
+                  "requests_per_s": 1.0, "tpot_ms": 0.5}  # fmt: skip
+    rows = [*small_rows(), impossible]
+    run = run_planning(write_demand(tmp_path, rows), Scenario(allowed_skus=SKUS), catalog=CATALOG)
+    assert run.verification.passed
+    u = run.plan.unserved.groupby("workload")["requests_per_s"].sum()
+    assert u.get("impossible", 0) == pytest.approx(1.0)
+    assert u.drop("impossible", errors="ignore").sum() == pytest.approx(0.0, abs=1e-6)
+    why = run.explanation.set_index("workload").loc["impossible"]
+    assert why["cause"] == "no_candidate"
+    assert "best TPOT" in why["detail"] and "0.5 ms SLA" in why["detail"]
+
+
+def test_capex_budget_shortfall_names_the_budget(tmp_path: Path) -> None:
+    run = run_planning(
+        write_demand(tmp_path, small_rows()),
+        Scenario(allowed_skus=["b200"], allow_rent=False, capex_budget_usd=1.0),
+        catalog=CATALOG,
+    )
+    assert run.plan.unserved_rps > 0
+    assert run.verification.passed
+    causes = dict(zip(run.explanation["cause"], run.explanation["detail"].astype(str), strict=False))
+    # 2027Q1 cannot be reached at all (lead time, no renting); later periods hit the budget.
+    assert "not_available" in causes
+    budget = [d for c, d in causes.items() if c.startswith("limit")]
+    assert budget and all("capex" in d for d in budget)
+
+
+# ---- CLI ------------------------------------------------------------------------------
+
+
+def test_planner_plan_with_no_arguments(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(app, ["plan"])
+    assert res.exit_code == 0, res.output
+    assert "verify: passed" in res.output
+    (out,) = list((tmp_path / "reports" / "out").iterdir())
+    plan = json.loads((out / "plan.json").read_text())
+    assert plan["status"] in ("optimal", "feasible_at_limit")
+    assert (out / "purchases.csv").is_file() and (out / "routing.csv").is_file()
+    assert json.loads((out / "verify.json").read_text())["passed"] is True
+    # a second run never reuses or overwrites the first folder
+    res2 = CliRunner().invoke(app, ["plan", "--format", "json"])
+    assert res2.exit_code == 0
+    assert json.loads(res2.stdout)["status"] == plan["status"]
+    assert len(list((tmp_path / "reports" / "out").iterdir())) == 2
+
+
+def test_plan_refuses_non_empty_out(tmp_path: Path) -> None:
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "keep.txt").write_text("user data")
+    res = CliRunner().invoke(app, ["plan", "--out", str(out)])
+    assert res.exit_code == 2
+    assert "never overwritten" in res.output
+    assert (out / "keep.txt").read_text() == "user data"
+
+
+def test_plan_exit_3_when_unserved(tmp_path: Path) -> None:
+    rows = [
+        {
+            "period": "2027Q1",
+            "workload": "impossible",
+            "model": "llama-3.1-405b",
+            "requests_per_s": 1.0,
+            "tpot_ms": 0.5,
+        }
+    ]
+    res = CliRunner().invoke(app, ["plan", str(write_demand(tmp_path, rows)), "--no-write"])
+    assert res.exit_code == 3, res.output
+    assert "impossible" in res.output and "best TPOT" in res.output
+
+
+def test_scenario_yaml_typo_gets_did_you_mean(tmp_path: Path) -> None:
+    sc = tmp_path / "s.yaml"
+    sc.write_text("power_budget_mwh: 3\n")
+    res = CliRunner().invoke(app, ["plan", "--scenario", str(sc), "--no-write"])
+    assert res.exit_code == 2
+    assert "power_budget_mwh" in res.output and "power_budget_mw" in res.output
+
+
+def test_bad_flag_value_is_exit_2(tmp_path: Path) -> None:
+    res = CliRunner().invoke(app, ["plan", "--pue", "0.5", "--no-write"])
+    assert res.exit_code == 2 and "--pue" in res.output
