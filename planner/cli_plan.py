@@ -119,6 +119,23 @@ def print_plan(run: Any, out_dir: Path | None) -> None:
             u = plan.unserved.groupby("workload")["requests_per_s"].max()
             for w, v in u.items():
                 out.print(f"  - {w}: up to {v:.3g} req/s unserved", highlight=False)
+    for c in inputs.comparisons or []:
+        if c["fleet"] == "this plan" or c["total_cost_usd"] is None:
+            continue
+        ours = plan.total_cost_usd
+        saving = 1.0 - ours / c["total_cost_usd"] if c["total_cost_usd"] else 0.0
+        short = f", leaves {c['unserved_rps']:.3g} req/s unserved" if c["unserved_rps"] else ""
+        out.print(
+            f"vs {c['fleet']}: {c['total_cost_usd']:,.0f} USD{short} — this plan saves {saving:.1%}",
+            highlight=False,
+        )
+    for b in inputs.binding:
+        if (
+            b.get("binds", True)
+            and b["row"] != "c_demand_served"
+            and not b["row"].startswith("c_demand")
+        ):
+            out.print(f"binding: {b['constraint']} — {b['note']}", highlight=False)
     v = run.verification
     out.print(
         f"verify: {'[green]passed[/]' if v.passed else '[red]FAILED[/]'} "
@@ -182,6 +199,7 @@ def register(app: typer.Typer) -> None:
         fmt: Annotated[str, Opt("--format", help="table or json")] = "table",
         pareto: Annotated[int | None, Opt("--pareto", min=2, max=50, help="trace N cost-vs-power points")] = None,
         no_write: Annotated[bool, Opt("--no-write", help="print only; write no files")] = False,
+        compare: Annotated[bool, Opt("--compare/--no-compare", help="also solve best single-SKU and GPU-only fleets")] = True,
     ) -> None:  # fmt: skip
         """Plan what to buy per period and where each workload's phases run."""
         from planner.cli import _check_format, guarded, print_json
@@ -200,7 +218,7 @@ def register(app: typer.Typer) -> None:
                 return _run_pareto(path, sc, pareto, out_dir, fmt, no_write, trace_pareto)
             # Claim the output folder first: a refused --out costs no solve.
             target = None if no_write else new_out_dir(out_dir, Path(path).stem)
-            result = run_planning(path, sc)
+            result = run_planning(path, sc, compare=compare)
             if target is not None:
                 result.plan.write_tables(target)
                 (target / "verify.json").write_text(

@@ -130,6 +130,10 @@ class PlanInputs(BaseModel):
     uncalibrated_skus: list[str]
     candidate_pairs: int  # (candidate, workload, phase) rows the MIP chose from
     timings: dict[str, float]
+    # Constraints at their limit, with the LP dual (USD of objective per unit of limit).
+    binding: list[dict[str, Any]] = Field(default_factory=list)
+    # The same demand on restricted fleets: best single SKU, GPU only (None: not computed).
+    comparisons: list[dict[str, Any]] | None = None
 
 
 @dataclass
@@ -264,7 +268,7 @@ def prepare(
 
 def run_planning(
     demand_path: Path, sc: Scenario, *, catalog: Catalog | None = None,
-    profile: SolverProfile | None = None, explain: bool = True,
+    profile: SolverProfile | None = None, explain: bool = True, compare: bool = False,
 ) -> PlanRun:  # fmt: skip
     t0 = time.perf_counter()
     catalog, demand, cs = prepare(demand_path, sc, catalog)
@@ -273,9 +277,17 @@ def run_planning(
     if sc.time_limit_s is not None:
         profile = profile.model_copy(update={"time_limit_s": sc.time_limit_s})
     model = build_model(cs.data)
-    result = solve(model, profile)
+    result = solve(model, profile, duals=True)
     plan = Plan.from_solution(model, cs.data, result)
-    inputs = record_inputs(plan, demand, cs, sc, timings={"candidates_s": t_cand, **result.timings})
+    timings = {"candidates_s": t_cand, **result.timings}
+    inputs = record_inputs(plan, demand, cs, sc, timings=timings)
+    inputs.binding = binding_constraints(result.duals or {}, plan, cs.data)
+    if result.has_solution:
+        inputs.binding += limit_savings(plan, cs.data, profile)
+    if compare and result.has_solution:
+        t1 = time.perf_counter()
+        inputs.comparisons = comparison_fleets(plan, cs.data, catalog, profile)
+        inputs.timings["comparisons_s"] = time.perf_counter() - t1
     plan = dataclasses.replace(plan, inputs=inputs.model_dump(mode="json"))
     verification = (
         verify_plan(plan, inputs, catalog, raise_on_mismatch=False)
@@ -430,3 +442,129 @@ def trace_pareto(
         )
     rows.append(row("min power", None, leanest))
     return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------------------
+# What binds, and what the heterogeneous fleet saves
+# --------------------------------------------------------------------------------------
+
+_LIMIT_ROWS = {
+    "c_power_budget": ("power budget", "MW"),
+    "c_capex_budget": ("capex budget (horizon)", "USD"),
+    "c_capex_budget_per_period": ("capex budget (per period)", "USD"),
+    "c_peak_power": ("peak power cap", "MW"),
+    "c_demand_served": ("serving one more request/s", "req/s"),
+}
+
+
+def binding_constraints(duals: dict[str, float], plan: Plan, data: Any) -> list[dict[str, Any]]:
+    """Limits with a non-zero dual in the LP with the integer decisions fixed.
+
+    The dual is d(objective)/d(limit): for a budget, USD saved per extra unit of budget;
+    for demand, the marginal USD of serving one more request/s in that period.
+    """
+    out = []
+    for name, dual in sorted(duals.items()):
+        base, _, index = name.partition("[")
+        if base not in _LIMIT_ROWS or abs(dual) < 1e-9:
+            continue
+        what, unit = _LIMIT_ROWS[base]
+        out.append({
+            "constraint": what, "row": name, "index": index.rstrip("]"), "unit": unit,
+            "dual_usd_per_unit": float(dual),
+            "note": (f"one more {unit} of this limit changes the objective by {dual:,.4g} USD"
+                     if base != "c_demand_served" else f"marginal cost {abs(dual):,.4g} USD per request/s over the period"),
+        })  # fmt: skip
+    return out
+
+
+def restrict_to(data: Any, allowed: set[str]) -> Any:
+    """PlanningData with only the candidates whose SKUs are all in `allowed`."""
+    skus_of = data.units.groupby("candidate")["sku"].agg(set)
+    keep = {c for c, ss in skus_of.items() if ss <= allowed}
+    units = data.units[data.units["candidate"].isin(keep)]
+    return dataclasses.replace(
+        data,
+        candidates=data.candidates.loc[sorted(keep)],
+        units=units.reset_index(drop=True),
+        rates=data.rates[data.rates["candidate"].isin(keep)].reset_index(drop=True),
+        skus=data.skus.loc[sorted(set(units["sku"]))],
+        existing=data.existing[data.existing["sku"].isin(allowed)]
+        if len(data.existing)
+        else data.existing,
+    )
+
+
+def comparison_fleets(
+    plan: Plan, data: Any, catalog: Catalog, profile: SolverProfile
+) -> list[dict[str, Any]]:
+    """This plan against the cheapest single-SKU fleet and the GPU-only fleet, on the same
+    demand, candidates and settings. Unserved demand is reported, not hidden: a fleet that
+    cannot serve everything is compared with its penalty-free cost and its shortfall."""
+    from planner.plan import solve_plan
+
+    def row(label: str, p: Plan) -> dict[str, Any]:
+        ok = p.status in ("optimal", "feasible_at_limit")
+        return {
+            "fleet": label, "status": p.status,
+            "total_cost_usd": p.total_cost_usd if ok else None,
+            "peak_facility_mw": float(p.power["facility_mw"].max()) if ok and len(p.power) else None,
+            "unserved_rps": p.unserved_rps if ok else None,
+            "skus": sorted(set(p.purchases["sku"]) | set(p.rentals["sku"])) if ok else [],
+        }  # fmt: skip
+
+    rows = [row("this plan", plan)]
+    all_skus = set(data.skus.index)
+    gpus = {s for s in all_skus if catalog.hardware[s].kind == "gpu"}
+    if gpus and gpus != all_skus:
+        rows.append(row("GPU only", solve_plan(restrict_to(data, gpus), profile)))
+    singles = [
+        row(f"single SKU: {s}", solve_plan(restrict_to(data, {s}), profile))
+        for s in sorted(all_skus)
+    ]
+    solved = [r for r in singles if r["total_cost_usd"] is not None]
+    if solved:
+        # Best = serves the most, then costs the least.
+        best = min(solved, key=lambda r: (round(r["unserved_rps"], 6), r["total_cost_usd"]))
+        rows.append({**best, "fleet": f"best single SKU ({best['fleet'].split(': ')[1]})"})
+    return rows
+
+
+_LIFTABLE = {
+    "power_budget_mw": "power budget (MW per period)",
+    "capex_budget_usd": "capex budget (USD over the horizon)",
+    "capex_budget_usd_per_period": "capex budget (USD per period)",
+    "peak_power_cap_mw": "peak power cap (MW)",
+}
+
+
+def limit_savings(plan: Plan, data: Any, profile: SolverProfile) -> list[dict[str, Any]]:
+    """For each limit the scenario sets: re-solve with it lifted and report what it costs.
+
+    A MIP has no duals, and the LP duals with integers fixed miss the value of buying a
+    different mix; the re-solve measures it. Only limits actually set are tried."""
+    from planner.plan import solve_plan
+
+    out = []
+    base_obj = plan.total_cost_usd + plan.penalty_usd_per_rps * plan.unserved_rps
+    for field_name, label in _LIFTABLE.items():
+        value = getattr(data.settings, field_name)
+        if value is None:
+            continue
+        lifted = solve_plan(
+            dataclasses.replace(data, settings=data.settings.model_copy(update={field_name: None})),
+            profile,
+        )
+        if lifted.status not in ("optimal", "feasible_at_limit"):
+            continue
+        obj = lifted.total_cost_usd + lifted.penalty_usd_per_rps * lifted.unserved_rps
+        saving = base_obj - obj
+        out.append({
+            "constraint": label, "row": field_name, "index": "", "unit": "USD",
+            "limit": value, "binds": saving > max(1.0, 1e-6 * abs(base_obj)),
+            "saving_if_lifted_usd": saving,
+            "unserved_rps_if_lifted": lifted.unserved_rps,
+            "note": (f"lifting it saves {saving:,.0f} USD (objective incl. unserved penalty)"
+                     if saving > 1.0 else "set but not binding: lifting it changes nothing"),
+        })  # fmt: skip
+    return out
