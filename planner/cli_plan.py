@@ -122,13 +122,13 @@ def print_plan(run: Any, out_dir: Path | None) -> None:
     for c in inputs.comparisons or []:
         if c["fleet"] == "this plan" or c["total_cost_usd"] is None:
             continue
-        ours = plan.total_cost_usd
-        saving = 1.0 - ours / c["total_cost_usd"] if c["total_cost_usd"] else 0.0
-        short = f", leaves {c['unserved_rps']:.3g} req/s unserved" if c["unserved_rps"] else ""
-        out.print(
-            f"vs {c['fleet']}: {c['total_cost_usd']:,.0f} USD{short} — this plan saves {saving:.1%}",
-            highlight=False,
-        )
+        if (c["unserved_rps"] or 0.0) > max(1e-6, plan.unserved_rps + 1e-6):
+            msg = f"cannot serve {c['unserved_rps']:.3g} req/s of the demand under the same limits"
+        else:
+            saving = 1.0 - plan.total_cost_usd / c["total_cost_usd"] if c["total_cost_usd"] else 0.0
+            msg = (f"{c['total_cost_usd']:,.0f} USD; this plan saves {saving:.1%}" if saving > 5e-4
+                   else f"{c['total_cost_usd']:,.0f} USD, the same as this plan")  # fmt: skip
+        out.print(f"vs {c['fleet']}: {msg}", highlight=False)
     for b in inputs.binding:
         if (
             b.get("binds", True)
