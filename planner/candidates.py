@@ -686,7 +686,10 @@ def build_candidates(
     if len(table) and opts.prune_frontier:
         table = prune_to_frontier(table, sku_all, settings)
     best_df = _best_reachable(best)
-    used = sorted({s for u in table["units"] for s in u}) if len(table) else []
+    used = {s for u in table["units"] for s in u} if len(table) else set()
+    if existing is not None and len(existing):
+        used |= set(existing["sku"])  # owned chips are in the fleet whether used or not
+    used = sorted(s for s in used if s in sku_all.index)
     cand = table.groupby("candidate", sort=True).agg(
         topology=("topology", "first"), power_w=("power_w", "first"), description=("description", "first")
     ) if len(table) else pd.DataFrame(columns=["topology", "power_w", "description"])  # fmt: skip

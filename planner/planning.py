@@ -483,15 +483,16 @@ def restrict_to(data: Any, allowed: set[str]) -> Any:
     skus_of = data.units.groupby("candidate")["sku"].agg(set)
     keep = {c for c, ss in skus_of.items() if ss <= allowed}
     units = data.units[data.units["candidate"].isin(keep)]
+    existing = data.existing
+    if len(existing):
+        existing = existing[existing["sku"].isin(allowed)]
     return dataclasses.replace(
         data,
         candidates=data.candidates.loc[sorted(keep)],
         units=units.reset_index(drop=True),
         rates=data.rates[data.rates["candidate"].isin(keep)].reset_index(drop=True),
-        skus=data.skus.loc[sorted(set(units["sku"]))],
-        existing=data.existing[data.existing["sku"].isin(allowed)]
-        if len(data.existing)
-        else data.existing,
+        skus=data.skus.loc[sorted(set(units["sku"]) | set(existing["sku"]))],
+        existing=existing,
     )
 
 

@@ -209,3 +209,20 @@ def test_scenario_yaml_typo_gets_did_you_mean(tmp_path: Path) -> None:
 def test_bad_flag_value_is_exit_2(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["plan", "--pue", "0.5", "--no-write"])
     assert res.exit_code == 2 and "--pue" in res.output
+
+
+def test_shipped_example_scenario_plans_and_verifies() -> None:
+    from planner.catalog import data_dir
+    from planner.planning import load_scenario
+
+    path = data_dir("demand") / "scenarios" / "power_capped.yaml"
+    sc = load_scenario(path)
+    run = run_planning(Path(sc.demand or ""), sc, catalog=CATALOG, explain=False)
+    assert run.verification.passed, run.verification.mismatches
+    assert run.plan.status in ("optimal", "feasible_at_limit")
+    assert float(run.plan.power["facility_mw"].max()) <= sc.power_budget_mw * (1 + 1e-6)
+    assert float(run.plan.purchases["capex_usd"].sum()) <= sc.capex_budget_usd * (1 + 1e-9)
+    # the b200 price override is what the plan pays
+    b200 = run.plan.purchases[run.plan.purchases["sku"] == "b200"]
+    assert (b200["capex_usd"] == b200["units"] * 300000).all()
+    assert "rubin-cpx" not in set(run.plan.purchases["sku"])
