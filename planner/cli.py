@@ -297,3 +297,6 @@ from planner.cli_plan import register as _register_plan  # noqa: E402
 
 _register_perf(app)
 _register_plan(app)
+
+if __name__ == "__main__":  # python -m planner.cli
+    main()

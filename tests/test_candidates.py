@@ -68,11 +68,15 @@ def test_tighter_tpot_never_adds_rows(tmp_path: Path) -> None:
     rows = [{"period": "2027Q1", "workload": "w", "model": "llama-3.1-70b", "requests_per_s": 5,
              "prompt_tokens": 2000, "output_tokens": 300, "ttft_ms": 2000, "tpot_ms": t} for t in [60]]  # fmt: skip
     loose = build_candidates(
-        CATALOG, demand_from(tmp_path, rows), options=CandidateOptions(prune_dominated=False)
+        CATALOG,
+        demand_from(tmp_path, rows),
+        options=CandidateOptions(prune_dominated=False, prune_frontier=False),
     )
     rows[0]["tpot_ms"] = 15
     tight = build_candidates(
-        CATALOG, demand_from(tmp_path, rows), options=CandidateOptions(prune_dominated=False)
+        CATALOG,
+        demand_from(tmp_path, rows),
+        options=CandidateOptions(prune_dominated=False, prune_frontier=False),
     )
     key = ["candidate", "workload", "phase"]
     lt = loose.table.set_index(key)["rate_rps"]
@@ -86,8 +90,10 @@ def test_tighter_tpot_never_adds_rows(tmp_path: Path) -> None:
 
 def test_pruning_keeps_the_best_rate_per_chip(default_set) -> None:
     d, _ = default_set
-    full = build_candidates(CATALOG, d, options=CandidateOptions(prune_dominated=False)).table
-    pruned = build_candidates(CATALOG, d).table
+    full = build_candidates(
+        CATALOG, d, options=CandidateOptions(prune_dominated=False, prune_frontier=False)
+    ).table
+    pruned = build_candidates(CATALOG, d, options=CandidateOptions(prune_frontier=False)).table
     assert len(pruned) < len(full)
 
     def best(t: pd.DataFrame) -> pd.Series:
@@ -121,3 +127,31 @@ def test_planning_data_is_consistent(default_set) -> None:
     # every SKU in the table can be bought or rented
     priced = data.skus["unit_price_usd"].notna() | data.skus["rent_usd_per_chip_hour"].notna()
     assert priced.all()
+
+
+def test_frontier_keeps_the_cheapest_and_the_leanest_per_workload(default_set) -> None:
+    from planner.candidates import chip_hour_usd
+
+    d, pruned = default_set
+    full = build_candidates(CATALOG, d, options=CandidateOptions(prune_frontier=False))
+    assert pruned.table["candidate"].nunique() < full.table["candidate"].nunique()
+    settings = full.data.settings
+    chip_usd = chip_hour_usd(full.data.skus, settings)
+    usd_per_w = (
+        settings.pue * settings.electricity_usd_per_kwh + settings.hosting_usd_per_kw_month / 730.0
+    ) / 1000.0
+    t = full.table.assign(
+        usd_per_rps=[
+            (sum(n * chip_usd[k] for k, n in u.items()) + p * usd_per_w) / r
+            for u, p, r in zip(
+                full.table["units"], full.table["power_w"], full.table["rate_rps"], strict=True
+            )
+        ],
+        w_per_rps=full.table["power_w"] / full.table["rate_rps"],
+    )
+    kept = set(pruned.table["candidate"])
+    for (w, p), g in t.groupby(["workload", "phase"]):
+        for col in ("usd_per_rps", "w_per_rps"):
+            best = g[col].min()
+            winners = set(g.loc[g[col] <= best * (1 + 1e-9), "candidate"])
+            assert winners & kept, f"{w} {p}: the best {col} candidate was pruned"
