@@ -1,0 +1,625 @@
+"""Solve a planning model; the outcome is our own status, never a solver's exception.
+
+Default path ("highs"): Pyomo's standard-form compiler (LinearStandardFormCompiler)
+turns the model into sparse arrays, which go to highspy in one `passModel` call. That is
+the cheapest Pyomo -> HiGHS transfer we measured (ARCHITECTURE.md: 3-4 s at 1e5 variables
+against 10-30 s through appsi / contrib). Then:
+
+1. the LP relaxation is solved (with at most half the time budget; if it cannot finish,
+   the MIP runs without a start rather than the solve ending empty);
+2. a MIP start is built from it by rounding up, group by group (instances, then
+   purchases), re-solving the LP after each group is fixed so the next group is sized
+   for the rounded values (see `mip_start_from_relaxation`);
+3. the MIP runs with that start (ARCHITECTURE: always pass a MIP start);
+4. the solution is written back into the Pyomo variables, so a Plan reads the model.
+
+HiGHS traps handled here: the time limit counts on the solver object's run clock, so it is
+set to run time so far + what is left of the budget before every run; some phases overrun
+the limit anyway (upstream #2226), so a watchdog thread cancels a run a few seconds after
+it; options persist on an object, so every object is fresh and `resetOptions` is called
+before options are set; the thread pool is global, so a change of `threads` resets it;
+a MIP has no duals, so duals (when asked) come from the LP with integers fixed at the MIP
+solution. Solver options map to HiGHS in one place (`_highs_options`).
+
+Other Pyomo solvers (gurobi, cplex, cbc, appsi_highs) are reached by profile through
+`SolverFactory`, with their option names mapped in `_PYOMO_OPTION_NAMES`.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import highspy
+import numpy as np
+import pyomo.environ as pyo
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+from pyomo.repn.plugins.standard_form import LinearStandardFormCompiler
+
+from planner.catalog import data_dir
+from planner.formulation import build_model
+from planner.model_data import PlanningData
+
+Status = Literal["optimal", "feasible_at_limit", "infeasible", "error"]
+INT_TOL = 1e-6
+LP_BUDGET_SHARE = 0.5
+WATCHDOG_GRACE_S = 5.0
+# Continuous columns held at their LP values while integers are rounded up (see
+# mip_start_from_relaxation): the routing stays feasible when capacity only grows.
+HELD_WHEN_ROUNDING_UP = ("v_load",)
+# Relative slack on the peak fixed between the two stages of the "power" objective.
+PEAK_SLACK = 1e-6
+
+
+class SolverProfile(BaseModel):
+    """One solver profile (solvers/*.yaml)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    solver: str = "highs"  # "highs" = our array path; else a Pyomo SolverFactory name
+    mip_rel_gap: float = Field(default=1e-3, ge=0)
+    time_limit_s: float = Field(default=300.0, gt=0)
+    threads: int = Field(default=0, ge=0)  # 0 = the solver decides
+    random_seed: int = Field(default=0, ge=0)
+    presolve: bool = True
+
+
+class SolverUnavailableError(RuntimeError):
+    """The profile names a solver that is not installed here."""
+
+
+def load_profile(name_or_path: str | Path) -> SolverProfile:
+    """A profile by name (solvers/<name>.yaml) or by path to a YAML file."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = data_dir("solvers") / f"{name_or_path}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in data_dir("solvers").glob("*.yaml"))
+        raise FileNotFoundError(f"no solver profile {str(name_or_path)!r}; known: {known}")
+    return SolverProfile.model_validate(yaml.safe_load(path.read_text()) or {})
+
+
+@dataclass
+class SolveResult:
+    """What a solve produced; the solution itself lives in the model's variables."""
+
+    status: Status
+    objective: float | None
+    bound: float | None
+    gap: float | None
+    solver: str
+    message: str = ""
+    timings: dict[str, float] = field(default_factory=dict)
+    model: pyo.ConcreteModel | None = None
+    duals: dict[str, float] | None = None  # constraint name -> d objective / d rhs
+
+    @property
+    def has_solution(self) -> bool:
+        return self.status in ("optimal", "feasible_at_limit")
+
+
+def solve(
+    model_or_data: pyo.ConcreteModel | PlanningData,
+    profile: SolverProfile | str | Path = "default",
+    *,
+    duals: bool = False,
+    log: bool = False,
+) -> SolveResult:
+    """Solve a model (or build one from PlanningData first) under a solver profile.
+
+    Never raises for an infeasible or failed solve: the status says what happened. It does
+    raise SolverUnavailableError when the profile's solver is not installed.
+    """
+    if not isinstance(profile, SolverProfile):
+        profile = load_profile(profile)
+    build_s = 0.0
+    if isinstance(model_or_data, PlanningData):
+        model = build_model(model_or_data)
+        build_s = float(model.build_s)
+    else:
+        model = model_or_data
+    solve_one = _solve_highs if profile.solver == "highs" else _solve_pyomo
+    try:
+        if _objective_is_power(model):
+            result = _solve_lexicographic(model, profile, solve_one, duals=duals, log=log)
+        else:
+            result = solve_one(model, profile, duals=duals, log=log)
+    except SolverUnavailableError:
+        raise
+    except Exception as exc:  # a solver failure becomes a status, never a crash
+        result = SolveResult(
+            "error", None, None, None, profile.solver, f"{type(exc).__name__}: {exc}"
+        )
+    result.model = model
+    result.timings = {"build_s": build_s, **result.timings}
+    return result
+
+
+def _objective_is_power(model: pyo.ConcreteModel) -> bool:
+    return hasattr(model, "o_power") and model.o_power.active
+
+
+def _solve_lexicographic(
+    model: pyo.ConcreteModel, profile: SolverProfile, solve_one: Any, **kw: Any
+) -> SolveResult:
+    """Objective "power": minimise peak MW, then minimise cost with the peak held there.
+
+    The in-objective cost tie-break is too small to steer a MIP inside its gap, so the
+    second stage makes the cheapest plan at the peak found deterministic and waste-free.
+    The result reports the first stage's objective (peak MW + penalty), bound and gap.
+    """
+    first = solve_one(model, profile, **kw)
+    if not first.has_solution:
+        return first
+    peak_mw = max((pyo.value(model.e_power_mw[t]) for t in model.e_power_mw), default=0.0)
+    old_ub = model.v_peak_mw.ub
+    model.v_peak_mw.setub(peak_mw * (1 + PEAK_SLACK) + 1e-9)
+    model.o_power.deactivate()
+    model.o_cost.activate()
+    try:
+        second = solve_one(model, profile, **kw)
+    finally:
+        model.v_peak_mw.setub(old_ub)
+        model.o_cost.deactivate()
+        model.o_power.activate()
+    timings = {
+        k: first.timings.get(k, 0.0) + second.timings.get(k, 0.0)
+        for k in first.timings.keys() | second.timings.keys()
+    }
+    if not second.has_solution:
+        second.timings = timings
+        return second
+    status: Status = (
+        "optimal" if first.status == second.status == "optimal" else "feasible_at_limit"
+    )
+    return SolveResult(
+        status,
+        first.objective,
+        first.bound,
+        first.gap,
+        first.solver,
+        f"lexicographic: peak {peak_mw:.6g} MW, then cost {second.objective:.6g}"
+        f" USD (gap {second.gap})",
+        timings,
+        duals=second.duals,
+    )
+
+
+# --------------------------------------------------------------------------------------
+# The HiGHS array path
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class CompiledModel:
+    """The model as arrays, and the Pyomo objects behind rows and columns."""
+
+    columns: list[Any]
+    rows: list[Any]
+    cost: np.ndarray
+    offset: float
+    col_lower: np.ndarray
+    col_upper: np.ndarray
+    row_lower: np.ndarray
+    row_upper: np.ndarray
+    a_start: np.ndarray
+    a_index: np.ndarray
+    a_value: np.ndarray
+    integer: np.ndarray  # bool per column
+
+    @property
+    def n_cols(self) -> int:
+        return len(self.columns)
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.rows)
+
+
+def compile_model(model: pyo.ConcreteModel) -> CompiledModel:
+    """Pyomo -> standard-form arrays (mixed form: rows keep ==, <= or >=)."""
+    info = LinearStandardFormCompiler().write(model, mixed_form=True)
+    inf = highspy.kHighsInf
+    rhs = np.asarray(info.rhs, dtype=float)
+    kind = np.fromiter((r.bound_type for r in info.rows), dtype=np.int8, count=len(info.rows))
+    row_lower = np.where(kind == 1, -inf, rhs)
+    row_upper = np.where(kind == -1, inf, rhs)
+    cols = info.columns
+    lower = np.fromiter((-inf if v.lb is None else v.lb for v in cols), float, len(cols))
+    upper = np.fromiter((inf if v.ub is None else v.ub for v in cols), float, len(cols))
+    integer = np.fromiter((v.is_integer() for v in cols), bool, len(cols))
+    n_obj = info.c.shape[0]
+    cost = info.c.toarray()[0] if n_obj else np.zeros(len(cols))
+    offset = float(info.c_offset[0]) if n_obj else 0.0
+    a = info.A
+    return CompiledModel(
+        columns=cols,
+        rows=info.rows,
+        cost=np.ascontiguousarray(cost, dtype=float),
+        offset=offset,
+        col_lower=lower,
+        col_upper=upper,
+        row_lower=row_lower,
+        row_upper=row_upper,
+        a_start=a.indptr.astype(np.int32),
+        a_index=a.indices.astype(np.int32),
+        a_value=a.data.astype(float),
+        integer=integer,
+    )
+
+
+def make_highs(
+    cm: CompiledModel, profile: SolverProfile, *, integral: bool, log: bool
+) -> highspy.Highs:
+    """A fresh Highs object holding the compiled model, with the profile's options."""
+    h = highspy.Highs()
+    h.resetOptions()
+    for name, value in _highs_options(profile, log).items():
+        h.setOptionValue(name, value)
+    integrality = (cm.integer if integral else np.zeros(cm.n_cols, bool)).astype(np.int32)
+    h.passModel(
+        cm.n_cols,
+        cm.n_rows,
+        len(cm.a_value),
+        int(highspy.MatrixFormat.kColwise),
+        int(highspy.ObjSense.kMinimize),
+        cm.offset,
+        cm.cost,
+        cm.col_lower,
+        cm.col_upper,
+        cm.row_lower,
+        cm.row_upper,
+        cm.a_start,
+        cm.a_index,
+        cm.a_value,
+        integrality,
+    )
+    return h
+
+
+_LAST_THREADS: list[int] = []
+
+
+def _highs_options(profile: SolverProfile, log: bool) -> dict[str, Any]:
+    """The one place profile fields become HiGHS option names."""
+    if profile.threads and _LAST_THREADS and _LAST_THREADS[-1] != profile.threads:
+        # HiGHS keeps one global thread pool sized on first use.
+        highspy.Highs.resetGlobalScheduler(True)
+    _LAST_THREADS[:] = [profile.threads]
+    return {
+        "output_flag": log,
+        "mip_rel_gap": profile.mip_rel_gap,
+        "threads": profile.threads,
+        "random_seed": profile.random_seed,
+        "presolve": "on" if profile.presolve else "off",
+    }
+
+
+def _run(h: highspy.Highs, seconds_left: float) -> bool:
+    """Run with the budget left; True if the watchdog had to stop it.
+
+    HiGHS's limit is on its run clock, so it is set to run time so far + what is left. Some
+    phases (root heuristics, upstream HiGHS #2226) overrun the limit, so a watchdog thread
+    cancels the run WATCHDOG_GRACE_S after it: the status is then kInterrupt, and the best
+    solution so far is kept.
+    """
+    seconds_left = max(seconds_left, 0.01)
+    h.setOptionValue("time_limit", h.getRunTime() + seconds_left)
+    h.HandleUserInterrupt = True
+    fired = threading.Event()
+
+    def stop() -> None:
+        fired.set()
+        h.cancelSolve()
+
+    watchdog = threading.Timer(seconds_left + WATCHDOG_GRACE_S, stop)
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        h.solve()  # runs HiGHS in its own thread, so the watchdog can cancel it
+    finally:
+        watchdog.cancel()
+    return fired.is_set()
+
+
+def _solve_highs(
+    model: pyo.ConcreteModel, profile: SolverProfile, *, duals: bool, log: bool
+) -> SolveResult:
+    t0 = time.perf_counter()
+    cm = compile_model(model)
+    transfer_s = time.perf_counter() - t0
+    deadline = time.perf_counter() + profile.time_limit_s
+    timings: dict[str, float] = {}
+
+    t1 = time.perf_counter()
+    lp = make_highs(cm, profile, integral=False, log=log)
+    # The relaxation gets at most half the budget: if it cannot finish, the MIP still
+    # gets time to find a plan on its own rather than the whole solve ending empty.
+    _run(lp, LP_BUDGET_SHARE * profile.time_limit_s)
+    lp_status = lp.getModelStatus()
+    timings["lp_s"] = time.perf_counter() - t1
+    ms = highspy.HighsModelStatus
+    if not cm.integer.any() or lp_status in (ms.kInfeasible, ms.kUnboundedOrInfeasible,
+                                             ms.kUnbounded):
+        result = _result_from(lp, "highs", lp_status, is_mip=False)
+        if result.has_solution:
+            _write_back(cm, np.asarray(lp.getSolution().col_value))
+            if duals:
+                result.duals = _row_duals(cm, lp)
+        timings["solve_s"] = timings["lp_s"]
+        result.timings = {"transfer_s": transfer_s, **timings}
+        return result
+
+    t2 = time.perf_counter()
+    start = mip_start_from_relaxation(lp, cm, deadline) if lp_status == ms.kOptimal else None
+    timings["start_s"] = time.perf_counter() - t2
+
+    t3 = time.perf_counter()
+    mip = make_highs(cm, profile, integral=True, log=log)
+    if start is not None:
+        mip.setSolution(cm.n_cols, np.arange(cm.n_cols, dtype=np.int32), start)
+    overran = _run(mip, deadline - time.perf_counter())
+    timings["mip_s"] = time.perf_counter() - t3
+    result = _result_from(mip, "highs", mip.getModelStatus(), is_mip=True)
+    if overran:
+        result.message += f" (HiGHS overran its time limit; stopped {WATCHDOG_GRACE_S:g} s after)"
+    if start is None and lp_status != ms.kOptimal:
+        result.message += f" (LP relaxation unfinished: {lp.modelStatusToString(lp_status)};"\
+                          " no MIP start)"
+    t4 = time.perf_counter()
+    if result.has_solution:
+        x = np.asarray(mip.getSolution().col_value)
+        _write_back(cm, x)
+        if duals:
+            result.duals = _fixed_lp_duals(cm, profile, x, log)
+    transfer_s += time.perf_counter() - t4
+    timings["solve_s"] = timings["lp_s"] + timings["start_s"] + timings["mip_s"]
+    result.timings = {"transfer_s": transfer_s, **timings}
+    return result
+
+
+def mip_start_from_relaxation(
+    lp: highspy.Highs, cm: CompiledModel, deadline: float
+) -> np.ndarray | None:
+    """A feasible integer start from the LP relaxation, rounded up group by group.
+
+    Groups are the integer variable components in order (v_instances first, then v_buy,
+    then any other). Each group is rounded up and fixed, and the LP re-solved so later
+    groups are sized for the rounded values. Rounding instances up keeps the relaxation's
+    routing feasible, so the routing columns (HELD_WHEN_ROUNDING_UP) are held at their LP
+    values and the stale basis dropped: presolve then removes every fixed column and the
+    re-solve is tiny (a full warm re-solve took as long as the relaxation itself at 5e5
+    columns). If rounding up is infeasible (a power or capex budget binds), the group is
+    rounded down with the routing free again; as a last resort every integer sits at its
+    lower bound (always feasible here: buy nothing, leave demand unserved).
+    """
+    x = np.asarray(lp.getSolution().col_value)
+    names = _column_names(cm)
+    held = np.flatnonzero(np.isin(names, HELD_WHEN_ROUNDING_UP)).astype(np.int32)
+    for cols in _integer_groups(cm, names):
+        fixed = False
+        for up in (True, False):
+            rounded = np.ceil(x[cols] - 1e-9) if up else np.floor(x[cols] + 1e-9)
+            values = np.clip(rounded, cm.col_lower[cols], cm.col_upper[cols])
+            if up:
+                hold = np.clip(x[held], cm.col_lower[held], cm.col_upper[held])
+                lp.changeColsBounds(len(held), held, hold, hold)
+            else:
+                lp.changeColsBounds(len(held), held, cm.col_lower[held], cm.col_upper[held])
+            lp.changeColsBounds(len(cols), cols.astype(np.int32), values, values)
+            lp.clearSolver()
+            _run(lp, deadline - time.perf_counter())
+            if lp.getModelStatus() == highspy.HighsModelStatus.kOptimal:
+                x = np.asarray(lp.getSolution().col_value)
+                fixed = True
+                break
+        if not fixed:
+            return _lower_bound_start(lp, cm, deadline)
+    return x
+
+
+def _column_names(cm: CompiledModel) -> np.ndarray:
+    """The Pyomo component name of every column."""
+    return np.array([v.parent_component().local_name for v in cm.columns], dtype=object)
+
+
+def _integer_groups(cm: CompiledModel, names: np.ndarray) -> list[np.ndarray]:
+    order = ["v_instances", "v_buy"]
+    order += sorted(set(names[cm.integer]) - set(order))
+    return [cols for n in order if len(cols := np.flatnonzero((names == n) & cm.integer))]
+
+
+def _lower_bound_start(lp: highspy.Highs, cm: CompiledModel, deadline: float) -> np.ndarray | None:
+    """Every integer at its lower bound (here: buy nothing, serve from what exists)."""
+    cols = np.flatnonzero(cm.integer).astype(np.int32)
+    lo = cm.col_lower[cols]
+    lp.changeColsBounds(len(cols), cols, lo, lo)
+    everything = np.arange(cm.n_cols, dtype=np.int32)[~cm.integer]
+    lp.changeColsBounds(len(everything), everything, cm.col_lower[~cm.integer],
+                        cm.col_upper[~cm.integer])
+    lp.clearSolver()
+    _run(lp, deadline - time.perf_counter())
+    if lp.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        return None
+    return np.asarray(lp.getSolution().col_value)
+
+
+def _result_from(
+    h: highspy.Highs, solver: str, status: highspy.HighsModelStatus, *, is_mip: bool
+) -> SolveResult:
+    """HiGHS model status -> our status."""
+    info = h.getInfo()
+    has_x = info.primal_solution_status == highspy.SolutionStatus.kSolutionStatusFeasible
+    obj = float(info.objective_function_value) if has_x else None
+    bound = float(info.mip_dual_bound) if is_mip else obj
+    gap = _gap(obj, bound) if is_mip else (0.0 if has_x else None)
+    ms = highspy.HighsModelStatus
+    name = h.modelStatusToString(status)
+    if status == ms.kOptimal:
+        return SolveResult("optimal", obj, bound, gap, solver, name)
+    if status in (ms.kInfeasible,):
+        return SolveResult("infeasible", None, None, None, solver, name)
+    limits = (
+        ms.kTimeLimit,
+        ms.kIterationLimit,
+        ms.kSolutionLimit,
+        ms.kInterrupt,
+        ms.kObjectiveBound,
+        ms.kObjectiveTarget,
+        ms.kHighsInterrupt,
+    )
+    if status in limits and has_x:
+        return SolveResult("feasible_at_limit", obj, bound, gap, solver, name)
+    return SolveResult("error", None, None, None, solver, f"HiGHS: {name}")
+
+
+def _gap(obj: float | None, bound: float | None) -> float | None:
+    if obj is None or bound is None or not math.isfinite(bound):
+        return None
+    return abs(obj - bound) / max(abs(obj), 1e-10) if obj != bound else 0.0
+
+
+def _write_back(cm: CompiledModel, x: np.ndarray) -> None:
+    """Solution -> Pyomo variable values (integers snapped to whole numbers)."""
+    snapped = np.where(cm.integer, np.round(x), x)
+    for v, val in zip(cm.columns, snapped.tolist(), strict=True):
+        v.set_value(val, skip_validation=True)
+
+
+def _fixed_lp_duals(
+    cm: CompiledModel, profile: SolverProfile, x: np.ndarray, log: bool
+) -> dict[str, float]:
+    """Row duals of the LP with integers fixed at the MIP solution (a MIP has no duals)."""
+    lp = make_highs(cm, profile, integral=False, log=log)
+    cols = np.flatnonzero(cm.integer).astype(np.int32)
+    vals = np.round(x[cols])
+    lp.changeColsBounds(len(cols), cols, vals, vals)
+    _run(lp, profile.time_limit_s)
+    if lp.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        return {}
+    return _row_duals(cm, lp)
+
+
+def _row_duals(cm: CompiledModel, h: highspy.Highs) -> dict[str, float]:
+    """{constraint name: d objective / d right-hand side} from a solved LP."""
+    out: dict[str, float] = {}
+    for row, d in zip(cm.rows, h.getSolution().row_dual, strict=True):
+        name = row.constraint.name
+        out[name] = out.get(name, 0.0) + float(d)
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Other solvers through Pyomo's SolverFactory
+# --------------------------------------------------------------------------------------
+
+# profile field -> option name, per solver (presolve values mapped in _pyomo_options).
+_PYOMO_OPTION_NAMES: dict[str, dict[str, str]] = {
+    "gurobi": {
+        "mip_rel_gap": "MIPGap",
+        "time_limit_s": "TimeLimit",
+        "threads": "Threads",
+        "random_seed": "Seed",
+        "presolve": "Presolve",
+    },
+    "cplex": {
+        "mip_rel_gap": "mipgap",
+        "time_limit_s": "timelimit",
+        "threads": "threads",
+        "random_seed": "randomseed",
+        "presolve": "preprocessing_presolve",
+    },
+    "cbc": {
+        "mip_rel_gap": "ratioGap",
+        "time_limit_s": "seconds",
+        "threads": "threads",
+        "random_seed": "randomSeed",
+        "presolve": "presolve",
+    },
+    "appsi_highs": {
+        "mip_rel_gap": "mip_rel_gap",
+        "time_limit_s": "time_limit",
+        "threads": "threads",
+        "random_seed": "random_seed",
+        "presolve": "presolve",
+    },
+}
+_PRESOLVE_VALUES: dict[str, tuple[Any, Any]] = {
+    "gurobi": (-1, 0),
+    "cplex": ("y", "n"),
+    "cbc": ("on", "off"),
+    "appsi_highs": ("on", "off"),
+}
+
+
+def _pyomo_options(profile: SolverProfile) -> dict[str, Any]:
+    base = profile.solver.split("_persistent")[0]
+    names = _PYOMO_OPTION_NAMES.get(base)
+    if names is None:
+        return {}
+    on, off = _PRESOLVE_VALUES[base]
+    values = {
+        "mip_rel_gap": profile.mip_rel_gap,
+        "time_limit_s": profile.time_limit_s,
+        "threads": profile.threads,
+        "random_seed": profile.random_seed,
+        "presolve": on if profile.presolve else off,
+    }
+    if not profile.threads:
+        values.pop("threads")
+    return {names[k]: v for k, v in values.items()}
+
+
+def _number(x: Any) -> float | None:
+    """A finite float from a Pyomo results field, or None (fields may be UndefinedData)."""
+    try:
+        value = float(x)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _solve_pyomo(
+    model: pyo.ConcreteModel, profile: SolverProfile, *, duals: bool, log: bool
+) -> SolveResult:
+    opt = pyo.SolverFactory(profile.solver)
+    if opt is None or not opt.available(exception_flag=False):
+        raise SolverUnavailableError(
+            f"solver {profile.solver!r} is not installed or not licensed here; install it "
+            "(and its Python bindings or executable) or use a profile with solver: highs"
+        )
+    for name, value in _pyomo_options(profile).items():
+        opt.options[name] = value
+    t0 = time.perf_counter()
+    results = opt.solve(model, tee=log, load_solutions=False)
+    wall_s = time.perf_counter() - t0
+    term = results.solver.termination_condition
+    tc = pyo.TerminationCondition
+    has_x = len(getattr(results, "solution", [])) > 0
+    status: Status
+    if term == tc.optimal and has_x:
+        status = "optimal"
+    elif term in (tc.infeasible, tc.infeasibleOrUnbounded):
+        status = "infeasible"
+    elif (term in (tc.maxTimeLimit, tc.maxIterations, tc.userInterrupt) and has_x) or (
+        has_x and term == tc.feasible
+    ):
+        status = "feasible_at_limit"
+    else:
+        status = "error"
+    obj = bound = gap = None
+    if status in ("optimal", "feasible_at_limit"):
+        model.solutions.load_from(results)
+        obj = float(
+            pyo.value(next(o for o in model.component_data_objects(pyo.Objective, active=True)))
+        )
+        bound = _number(results.problem.lower_bound)
+        gap = _gap(obj, bound) if bound is not None else None
+    solver_s = _number(getattr(results.solver, "wallclock_time", None)) or wall_s
+    timings = {"transfer_s": max(wall_s - solver_s, 0.0), "solve_s": solver_s}
+    return SolveResult(status, obj, bound, gap, profile.solver, str(term), timings)

@@ -1,0 +1,323 @@
+"""The solver adapter: profiles, statuses, HiGHS traps, brute force and properties."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+import time
+
+import numpy as np
+import pandas as pd
+import pyomo.environ as pyo
+import pytest
+from helpers_planning import both, candidate, make_data, random_data, sku, with_settings
+from pydantic import ValidationError
+
+from planner.formulation import build_model, unserved_penalty
+from planner.model_data import PlanningData
+from planner.plan import solve_plan
+from planner.solve import (
+    SolverProfile,
+    SolverUnavailableError,
+    load_profile,
+    solve,
+)
+
+EXACT = SolverProfile(solver="highs", mip_rel_gap=0.0, time_limit_s=60)
+
+
+def micro(**settings: object) -> PlanningData:
+    return make_data(skus=[sku("g", chips_per_unit=8, price_usd=800_000)],
+                     candidates=[candidate("c4", units={"g": 4}, rates=both("w", 10, 5))],
+                     demand={"w": 40}, **settings)
+
+
+# -- profiles ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["default", "fast", "exact"])
+def test_shipped_profiles_load(name: str) -> None:
+    profile = load_profile(name)
+    assert profile.solver == "highs"
+    assert profile.time_limit_s > 0
+
+
+def test_profiles_are_ordered_by_effort() -> None:
+    fast, default, exact = (load_profile(n) for n in ("fast", "default", "exact"))
+    assert fast.mip_rel_gap > default.mip_rel_gap > exact.mip_rel_gap == 0
+    assert fast.time_limit_s < default.time_limit_s < exact.time_limit_s
+
+
+def test_profile_rejects_unknown_fields(tmp_path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("solver: highs\nmip_gap: 0.01\n")
+    with pytest.raises(ValidationError, match="mip_gap"):
+        load_profile(path)
+
+
+def test_unknown_profile_lists_the_known_ones() -> None:
+    with pytest.raises(FileNotFoundError, match=r"known: \['default', 'exact', 'fast'\]"):
+        load_profile("fastest")
+
+
+def test_missing_solver_is_a_clear_error() -> None:
+    with pytest.raises(SolverUnavailableError, match="not installed"):
+        solve(micro(), SolverProfile(solver="no_such_solver"))
+
+
+# -- statuses ----------------------------------------------------------------------------
+
+
+def test_result_has_timings_and_status() -> None:
+    result = solve(micro(), EXACT)
+    assert result.status == "optimal"
+    assert result.gap == pytest.approx(0.0, abs=1e-9)
+    assert {"build_s", "transfer_s", "solve_s"} <= set(result.timings)
+    assert all(v >= 0 for v in result.timings.values())
+
+
+def test_impossible_demand_is_optimal_with_unserved_not_an_exception() -> None:
+    plan = solve_plan(micro(capex_budget_usd=0.0), EXACT)
+    assert plan.status == "optimal"
+    assert plan.unserved_rps == pytest.approx(40.0)
+    assert plan.objective == pytest.approx(40.0 * plan.penalty_usd_per_rps, rel=1e-9)
+
+
+def test_infeasible_model_returns_infeasible() -> None:
+    m = pyo.ConcreteModel()
+    m.x = pyo.Var(domain=pyo.NonNegativeIntegers)
+    m.c1 = pyo.Constraint(expr=m.x >= 2)
+    m.c2 = pyo.Constraint(expr=m.x <= 1)
+    m.o = pyo.Objective(expr=m.x)
+    result = solve(m, EXACT)
+    assert result.status == "infeasible"
+    assert result.objective is None
+
+
+def test_time_limited_solve_returns_a_clean_status() -> None:
+    data = random_data(7, n_skus=3, n_cands=24, n_periods=6)
+    start = time.perf_counter()
+    result = solve(data, SolverProfile(mip_rel_gap=0.0, time_limit_s=0.02))
+    assert time.perf_counter() - start < 30
+    assert result.status in ("optimal", "feasible_at_limit", "error")
+    if result.status == "feasible_at_limit":
+        assert result.gap is not None and result.gap >= 0
+
+
+def test_options_do_not_leak_between_solves() -> None:
+    """HiGHS options persist on an object; every solve must start from its own profile."""
+    data = random_data(3, n_skus=2, n_cands=6, n_periods=3)
+    loose = solve(data, SolverProfile(mip_rel_gap=0.5, time_limit_s=30))
+    exact = solve(data, EXACT)
+    assert exact.status == "optimal" and exact.gap == pytest.approx(0.0, abs=1e-9)
+    assert exact.objective <= loose.objective + 1e-6
+
+
+def test_pyomo_solver_path_agrees_with_the_array_path() -> None:
+    if not pyo.SolverFactory("appsi_highs").available(exception_flag=False):
+        pytest.skip("appsi_highs not available")
+    data = random_data(5, n_skus=2, n_cands=4, n_periods=2)
+    ours = solve(data, EXACT)
+    theirs = solve(data, SolverProfile(solver="appsi_highs", mip_rel_gap=0.0, time_limit_s=60))
+    assert theirs.status == "optimal"
+    assert theirs.objective == pytest.approx(ours.objective, rel=1e-7)
+
+
+def test_lp_duals_price_one_more_request() -> None:
+    """Relaxed instances + rented chips: a pure LP whose demand duals are the marginal cost.
+
+    One more req/s needs (1/10 + 1/5) / 0.9 = 1/3 instance: 4/3 chips rented for 730 h at
+    2 USD plus 1/3 of an instance's energy and hosting.
+    """
+    data = make_data(skus=[sku("g", price_usd=math.nan, rent_usd_per_chip_hour=2.0)],
+                     candidates=[candidate("c4", units={"g": 4}, rates=both("w", 10, 5))],
+                     demand={"w": 40}, relax_instances=True)
+    result = solve(data, EXACT, duals=True)
+    marginal = (4 / 3) * 2.0 * 730 + (1 / 3) * 4_000 * 1.3e-3 * (730 * 0.08 + 130)
+    rows = ("c_demand_served[w,prefill,p0]", "c_demand_served[w,decode,p0]")
+    assert sum(result.duals[r] for r in rows) == pytest.approx(marginal, rel=1e-9)
+
+
+def test_mip_duals_come_from_the_fixed_lp() -> None:
+    result = solve(micro(capex_budget_usd=4e6), EXACT, duals=True)
+    assert result.status == "optimal"
+    assert "c_capex_budget" in result.duals  # priced with integers fixed
+
+
+def test_same_data_same_plan() -> None:
+    data = random_data(11, n_skus=3, n_cands=8, n_periods=3)
+    assert solve_plan(data, EXACT) == solve_plan(data, EXACT)
+
+
+# -- brute force ---------------------------------------------------------------------------
+
+
+def brute_force(data: PlanningData) -> tuple[float, dict[str, int], dict[str, int]]:
+    """Enumerate integer instance counts; purchases per SKU by their own enumeration.
+
+    Candidates of random_data serve one phase each, so for given instance counts the served
+    amount is min(demand, prefill capacity, decode capacity) and the rest is unserved.
+    Returns (objective, max instances per candidate, max units per SKU) of the search box.
+    """
+    st = data.settings
+    periods = list(data.periods.index)
+    n_t = len(periods)
+    hours = data.periods["hours"].to_numpy(float)
+    d = data.demand.set_index("period").loc[periods, "requests_per_s"].to_numpy(float)
+    penalty = unserved_penalty(data)[0]
+    rates = data.rates.set_index("candidate")
+    cands = list(data.candidates.index)
+    units = data.units.set_index("candidate")
+    n_max = {c: math.ceil(d.max() / (st.util_max * rates.loc[c, "rate_rps"]) - 1e-9)
+             for c in cands}
+    grid = np.array(list(itertools.product(*[range(n_max[c] + 1) for c in cands for _ in
+                                             periods])), dtype=float)
+    n = grid.reshape(len(grid), len(cands), n_t)  # (combo, candidate, period)
+
+    def capacity(phase: str) -> np.ndarray:
+        cols = [i for i, c in enumerate(cands) if rates.loc[c, "phase"] == phase]
+        r = np.array([rates.loc[cands[i], "rate_rps"] for i in cols])
+        return (n[:, cols, :] * r[None, :, None]).sum(axis=1) * st.util_max
+
+    served = np.minimum(np.minimum(capacity("prefill"), capacity("decode")), d[None, :])
+    run = np.array([data.candidates.loc[c, "power_w"] for c in cands]) * st.pue / 1e3
+    usd_per_kw = hours * 1.0 * st.electricity_usd_per_kwh + st.hosting_usd_per_kw_month \
+        * hours / 730
+    cost = (n * run[None, :, None] * usd_per_kw[None, None, :]).sum(axis=(1, 2))
+    cost += penalty * (d[None, :] - served).sum(axis=1)
+    b_max: dict[str, int] = {}
+    for h, row in data.skus.iterrows():
+        on_h = [i for i, c in enumerate(cands) if units.loc[c, "sku"] == h]
+        chips = np.array([units.loc[cands[i], "chips"] for i in on_h])
+        need = (n[:, on_h, :] * chips[None, :, None]).sum(axis=1)  # (combo, period)
+        have = np.zeros(n_t)
+        ex = data.existing[data.existing["sku"] == h]
+        for _, e in ex.iterrows():
+            have[: int(e["retire_period"])] += e["chips"]
+        lead, life = int(row["lead_periods"]), int(row["lifetime_periods"])
+        buyable = [t for t in range(int(row["first_buy_period"]), n_t) if t + lead < n_t]
+        b_max[h] = math.ceil(max(need.max() - 0, 0) / row["chips_per_unit"])
+        combos = list(itertools.product(range(b_max[h] + 1), repeat=len(buyable)))
+        vectors = np.array(combos, dtype=float).reshape(len(combos), len(buyable))
+        fleet = np.tile(have, (len(vectors), 1))
+        for k, t in enumerate(buyable):
+            fleet[:, t + lead: t + lead + life] += vectors[:, [k]] * row["chips_per_unit"]
+        capex = vectors.sum(axis=1) * row["unit_price_usd"]
+        ok = (fleet[None, :, :] >= need[:, None, :] - 1e-9).all(axis=2)  # (combo, vector)
+        cost += np.where(ok, capex[None, :], np.inf).min(axis=1)
+    return float(cost.min()), n_max, b_max
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_brute_force_oracle(seed: int) -> None:
+    data = random_data(seed)
+    expected, n_max, b_max = brute_force(data)
+    result = solve(data, EXACT)
+    model = result.model
+    assert result.status == "optimal"
+    # The search box holds the MIP's answer, so the enumeration covers it.
+    for (c, _), v in model.v_instances.items():
+        assert round(v.value) <= n_max[c]
+    for (h, _), v in model.v_buy.items():
+        assert round(v.value) <= b_max[h]
+    cost = pyo.value(model.e_cost_usd) + unserved_penalty(data)[0] * pyo.value(
+        model.e_unserved_rps)
+    assert cost == pytest.approx(expected, rel=1e-9, abs=1e-6)
+
+
+# -- properties on random instances -------------------------------------------------------
+
+SEEDS = range(6)
+
+
+def objective(data: PlanningData) -> float:
+    result = solve(data, EXACT)
+    assert result.status == "optimal"
+    return float(result.objective)
+
+
+def scaled_demand(data: PlanningData, factor: float) -> PlanningData:
+    demand = data.demand.assign(requests_per_s=data.demand["requests_per_s"] * factor)
+    return dataclasses.replace(data, demand=demand)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_more_demand_never_costs_less(seed: int) -> None:
+    data = random_data(seed)
+    assert objective(scaled_demand(data, 1.5)) >= objective(data) - 1e-6
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_adding_a_sku_never_costs_more(seed: int) -> None:
+    data = random_data(seed)
+    extra_sku = pd.DataFrame([sku("new", chips_per_unit=4, price_usd=150_000)]).set_index("sku")
+    extra = PlanningData(
+        periods=data.periods,
+        skus=pd.concat([data.skus, extra_sku]),
+        candidates=pd.concat([data.candidates, pd.DataFrame(
+            {"topology": ["pd", "pd"], "power_w": [2_000.0, 2_000.0], "description": ""},
+            index=pd.Index(["new-pre", "new-dec"], name="candidate"))]),
+        units=pd.concat([data.units, pd.DataFrame(
+            {"candidate": ["new-pre", "new-dec"], "sku": "new", "chips": [2.0, 2.0]})],
+            ignore_index=True),
+        rates=pd.concat([data.rates, pd.DataFrame(
+            {"candidate": ["new-pre", "new-dec"], "workload": "w",
+             "phase": ["prefill", "decode"], "rate_rps": [6.0, 6.0]})], ignore_index=True),
+        demand=data.demand, existing=data.existing, settings=data.settings,
+    )
+    assert objective(extra) <= objective(data) + 1e-6
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_more_budget_never_costs_more(seed: int) -> None:
+    data = random_data(seed)
+    tight = with_settings(data, capex_budget_usd=300_000.0)
+    loose = with_settings(data, capex_budget_usd=900_000.0)
+    assert objective(loose) <= objective(tight) + 1e-6
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_removing_a_candidate_never_lowers_cost(seed: int) -> None:
+    data = random_data(seed, n_cands=3)
+    keep = [c for c in data.candidates.index if c != "c0"]
+    fewer = dataclasses.replace(
+        data,
+        candidates=data.candidates.loc[keep],
+        units=data.units[data.units["candidate"].isin(keep)],
+        rates=data.rates[data.rates["candidate"].isin(keep)],
+    )
+    assert objective(fewer) >= objective(data) - 1e-6
+
+
+def test_lexicographic_power_solve_restores_the_model() -> None:
+    data = micro(objective="power")
+    model = build_model(data)
+    result = solve(model, EXACT)
+    assert result.status == "optimal"
+    assert model.o_power.active and not model.o_cost.active
+    assert model.v_peak_mw.ub is None
+
+
+def test_watchdog_cancels_a_run_that_overruns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """HiGHS can overrun its time limit (root heuristics); the watchdog stops it."""
+    import highspy
+    import scipy.sparse as sp
+
+    from planner import solve as solve_module
+
+    rng = np.random.default_rng(0)
+    a = rng.integers(1, 100, size=(60, 300)).astype(float)  # a hard multi-knapsack
+    ac = sp.csc_array(a)
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.passModel(300, 60, ac.nnz, 1, -1, 0.0, rng.integers(1, 100, 300).astype(float),
+                np.zeros(300), np.ones(300), np.full(60, -highspy.kHighsInf), a.sum(1) / 3,
+                ac.indptr.astype(np.int32), ac.indices.astype(np.int32), ac.data,
+                np.ones(300, np.int32))
+    # Pretend HiGHS ignores a 60 s limit: the watchdog fires 59.5 s early, at 0.5 s.
+    monkeypatch.setattr(solve_module, "WATCHDOG_GRACE_S", -59.5)
+    start = time.perf_counter()
+    assert solve_module._run(h, 60.0) is True
+    assert time.perf_counter() - start < 10
+    assert h.getModelStatus() == highspy.HighsModelStatus.kInterrupt
