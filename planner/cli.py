@@ -294,9 +294,11 @@ def main() -> None:
 # Sub-command groups that live in their own modules register themselves on `app`.
 from planner.cli_perf import register as _register_perf  # noqa: E402
 from planner.cli_plan import register as _register_plan  # noqa: E402
+from planner.cli_report import register as _register_report  # noqa: E402
 
 _register_perf(app)
 _register_plan(app)
+_register_report(app)
 
 if __name__ == "__main__":  # python -m planner.cli
     main()

@@ -199,6 +199,7 @@ def register(app: typer.Typer) -> None:
         fmt: Annotated[str, Opt("--format", help="table or json")] = "table",
         pareto: Annotated[int | None, Opt("--pareto", min=2, max=50, help="trace N cost-vs-power points")] = None,
         no_write: Annotated[bool, Opt("--no-write", help="print only; write no files")] = False,
+        no_report: Annotated[bool, Opt("--no-report", help="write no HTML/Markdown/XLSX report")] = False,
         compare: Annotated[bool, Opt("--compare/--no-compare", help="also solve best single-SKU and GPU-only fleets")] = True,
     ) -> None:  # fmt: skip
         """Plan what to buy per period and where each workload's phases run."""
@@ -226,6 +227,10 @@ def register(app: typer.Typer) -> None:
                 )
                 if not result.explanation.empty:
                     result.explanation.to_csv(target / "unserved_explained.csv", index=False)
+                if not no_report:
+                    from planner.cli_report import write_plan_reports
+
+                    write_plan_reports(result, target)
             if fmt == "json":
                 print_json(result.plan.to_dict())
             else:

@@ -134,6 +134,8 @@ class PlanInputs(BaseModel):
     binding: list[dict[str, Any]] = Field(default_factory=list)
     # The same demand on restricted fleets: best single SKU, GPU only (None: not computed).
     comparisons: list[dict[str, Any]] | None = None
+    # Per workload left unserved: why (see plan.explain_unserved), with the best TTFT/TPOT.
+    unserved_explained: list[dict[str, Any]] = Field(default_factory=list)
 
 
 @dataclass
@@ -278,6 +280,8 @@ def run_planning(
         profile = profile.model_copy(update={"time_limit_s": sc.time_limit_s})
     model = build_model(cs.data)
     result = solve(model, profile, duals=True)
+    if result.has_solution and sc.objective == "cost":
+        result = cheapest_at_shortfall(model, profile, result)
     plan = Plan.from_solution(model, cs.data, result)
     timings = {"candidates_s": t_cand, **result.timings}
     inputs = record_inputs(plan, demand, cs, sc, timings=timings)
@@ -298,7 +302,41 @@ def run_planning(
     if explain and result.has_solution and plan.unserved_rps > 1e-6:
         explanation = explain_unserved(plan, cs.data, profile)
         explanation = add_best_reachable(explanation, cs.best_reachable, demand)
+        inputs.unserved_explained = [
+            {k: _plain(v) for k, v in r.items()} for r in explanation.to_dict(orient="records")
+        ]
+        plan = dataclasses.replace(plan, inputs=inputs.model_dump(mode="json"))
     return PlanRun(plan, inputs, cs, catalog, verification, explanation)
+
+
+def cheapest_at_shortfall(model: Any, profile: SolverProfile, first: Any) -> Any:
+    """Second, lexicographic stage when demand is left unserved.
+
+    With a shortfall the objective is dominated by the unserved penalty, so the solver's
+    relative gap allows real cost to be far from optimal. Cap total unserved at what the
+    first solve reached and minimise cost alone; keep the first result if this fails."""
+    import pyomo.environ as pyo
+
+    shortfall = float(pyo.value(model.e_unserved_rps))
+    if shortfall <= 1e-6:
+        return first
+    model.c_shortfall_cap = pyo.Constraint(
+        expr=model.e_unserved_rps <= shortfall * (1 + 1e-7) + 1e-7
+    )
+    model.o_cost.deactivate()
+    model.o_cost_at_shortfall = pyo.Objective(expr=model.e_cost_usd, sense=pyo.minimize)
+    second = solve(model, profile, duals=True)
+    if second.has_solution:
+        second.timings = {k: first.timings.get(k, 0.0) + v for k, v in second.timings.items()}
+        second.message = (
+            second.message + " (cost minimised at the smallest shortfall found)"
+        ).strip()
+        return second
+    # Restore the first model and its solution values.
+    model.del_component(model.o_cost_at_shortfall)
+    model.del_component(model.c_shortfall_cap)
+    model.o_cost.activate()
+    return solve(model, profile, duals=True)
 
 
 def add_best_reachable(expl: pd.DataFrame, best: pd.DataFrame, demand: Demand) -> pd.DataFrame:

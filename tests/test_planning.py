@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from planner.catalog import load_catalog
 from planner.cli import app
 from planner.planning import Scenario, run_planning
+from planner.solve import load_profile
 
 CATALOG = load_catalog()
 SKUS = ["h100-sxm", "h200-sxm", "b200"]
@@ -146,7 +147,9 @@ def test_capex_budget_shortfall_names_the_budget(tmp_path: Path) -> None:
     )
     assert run.plan.unserved_rps > 0
     assert run.verification.passed
-    causes = dict(zip(run.explanation["cause"], run.explanation["detail"].astype(str), strict=False))
+    causes = dict(
+        zip(run.explanation["cause"], run.explanation["detail"].astype(str), strict=False)
+    )
     # 2027Q1 cannot be reached at all (lead time, no renting); later periods hit the budget.
     assert "not_available" in causes
     budget = [d for c, d in causes.items() if c.startswith("limit")]
@@ -226,3 +229,24 @@ def test_shipped_example_scenario_plans_and_verifies() -> None:
     b200 = run.plan.purchases[run.plan.purchases["sku"] == "b200"]
     assert (b200["capex_usd"] == b200["units"] * 300000).all()
     assert "rubin-cpx" not in set(run.plan.purchases["sku"])
+
+
+def test_an_unservable_workload_does_not_inflate_the_rest(tmp_path: Path) -> None:
+    """With a shortfall the penalty dominates the objective; the relative MIP gap must not
+    then let the real cost drift (the lexicographic second stage minimises cost alone)."""
+    sc = Scenario(allowed_skus=SKUS)
+    clean = run_planning(
+        write_demand(tmp_path, small_rows(), "a.csv"), sc, catalog=CATALOG, explain=False
+    )
+    impossible = {"period": "2027Q1", "workload": "impossible", "model": "llama-3.1-405b",
+                  "requests_per_s": 5.0, "tpot_ms": 0.5}  # fmt: skip
+    mixed = run_planning(
+        write_demand(tmp_path, [*small_rows(), impossible], "b.csv"),
+        sc,
+        catalog=CATALOG,
+        explain=False,
+    )
+    assert mixed.plan.unserved_rps == pytest.approx(5.0)
+    assert mixed.verification.passed
+    gap = load_profile("default").mip_rel_gap
+    assert mixed.plan.total_cost_usd <= clean.plan.total_cost_usd * (1 + 2 * gap) + 1.0

@@ -1,0 +1,107 @@
+"""Report -> one self-contained HTML file (inline CSS, charts as base64 SVG, no network).
+
+Jinja2 renders reports/templates/report.html.j2 with autoescaping on, so any text from the
+inputs (workload names, notes) is escaped; nothing in the page runs script.
+"""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from planner import __version__
+from planner.catalog import data_dir
+from planner.report.charts import render_charts
+from planner.report.fmt import format_cell, format_figure, is_number
+from planner.report.model import Report, ReportTable, column_label
+
+TEMPLATE = "report.html.j2"
+
+
+def templates_dir() -> Path:
+    """reports/templates in a checkout; planner/_data/reports/templates in a wheel."""
+    return data_dir("reports/templates")
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir())),
+        autoescape=True,  # every template, whatever its extension
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=False,
+        lstrip_blocks=False,
+    )
+
+
+def _numeric_columns(t: ReportTable) -> set[str]:
+    """Columns whose non-empty cells are all numbers (right-aligned, dashes too)."""
+    out = set()
+    for c in t.columns:
+        values = [
+            v
+            for v in t.frame[c].tolist()
+            if v is not None and not (isinstance(v, float) and v != v)
+        ]
+        if not t.frame.empty and all(is_number(v) for v in values):
+            out.add(c)
+    return out
+
+
+def _cell(key: str, v: Any, numeric: bool) -> dict[str, str]:
+    return {"text": format_cell(key, v), "cls": "num" if numeric or is_number(v) else ""}
+
+
+def table_context(t: ReportTable) -> dict[str, Any]:
+    numeric = _numeric_columns(t)
+    total = None
+    if t.total is not None:
+        total = [_cell(c, t.total[c], c in numeric) if c in t.total else {"text": "", "cls": ""}
+                 for c in t.columns]  # fmt: skip
+    return {
+        "key": t.key,
+        "title": t.title,
+        "note": t.note,
+        "empty_text": t.empty_text,
+        "headers": [
+            {"label": column_label(c), "cls": "num" if c in numeric else ""} for c in t.columns
+        ],
+        "rows": [[_cell(c, row[c], c in numeric) for c in t.columns] for row in t.records()],
+        "total": total,
+    }
+
+
+def render_html(report: Report) -> str:
+    charts = render_charts(report.charts)
+    sections = []
+    for s in report.sections:
+        sections.append({
+            "key": s.key, "title": s.title, "paragraphs": s.paragraphs,
+            "tables": [table_context(report.tables[k]) for k in s.tables if k in report.tables],
+            "charts": [
+                {"key": k, "title": report.charts[k]["title"],
+                 "data": base64.b64encode(charts[k]).decode("ascii")}
+                for k in s.charts if k in charts
+            ],
+        })  # fmt: skip
+    return (
+        _environment()
+        .get_template(TEMPLATE)
+        .render(
+            title=report.title,
+            meta=report.meta,
+            warnings=report.warnings,
+            figures=[
+                {"label": f.label, "text": format_figure(f), "note": f.note} for f in report.figures
+            ],
+            sections=sections,
+            version=__version__,
+        )
+    )
+
+
+def write_html(report: Report, path: Path) -> Path:
+    path.write_text(render_html(report), encoding="utf-8")
+    return path
