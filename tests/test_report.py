@@ -244,9 +244,10 @@ def test_unserved_report_says_what_and_why(run: PlanRun, reports: dict[str, Path
     assert row["unserved_peak_rps"] == pytest.approx(5.0)
     assert row["cause"] == "no_candidate"
     assert "0.5 ms" in row["why"]
-    # Without the planner's diagnosis the report still says why, from the plan file alone.
+    # The plan file alone carries the diagnosis (inputs.unserved_explained): same answer.
     alone = build_report(run.plan, run.catalog).tables["unserved"].frame.set_index("workload")
-    assert "no hardware meets the SLA" in alone.loc[IMPOSSIBLE, "why"]
+    assert "best TPOT any SKU reaches" in alone.loc[IMPOSSIBLE, "why"]
+    assert "0.5 ms" in alone.loc[IMPOSSIBLE, "why"]
     md = reports["md"].read_text()
     assert "Unserved demand" in md and "0.5 ms" in md
 
