@@ -295,10 +295,12 @@ def main() -> None:
 from planner.cli_perf import register as _register_perf  # noqa: E402
 from planner.cli_plan import register as _register_plan  # noqa: E402
 from planner.cli_report import register as _register_report  # noqa: E402
+from planner.cli_sweep import register as _register_sweep  # noqa: E402
 
 _register_perf(app)
 _register_plan(app)
 _register_report(app)
+_register_sweep(app)
 
 if __name__ == "__main__":  # python -m planner.cli
     main()

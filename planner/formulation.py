@@ -789,10 +789,14 @@ def define_cost_expressions(m: pyo.ConcreteModel, s: ModelSets) -> None:
 def define_objective(m: pyo.ConcreteModel, s: ModelSets) -> None:
     """o_cost always exists; with objective "power", o_power is active and o_cost idle."""
     pos = {t: i for i, t in enumerate(s.periods)}
-    late = [(BUY_LATE_TIE_BREAK * s.price_h[h] * (len(s.periods) - 1 - pos[t]), m.v_buy[h, t])
-            for h, t in s.buy_ht if pos[t] < len(s.periods) - 1]
+    late = [
+        (BUY_LATE_TIE_BREAK * s.price_h[h] * (len(s.periods) - 1 - pos[t]), m.v_buy[h, t])
+        for h, t in s.buy_ht
+        if pos[t] < len(s.periods) - 1
+    ]
     m.e_buy_late_tie_break = pyo.Expression(
-        expr=_linear([c for c, _ in late], [v for _, v in late]))
+        expr=_linear([c for c, _ in late], [v for _, v in late])
+    )
     m.o_cost = pyo.Objective(
         expr=m.e_cost_usd + s.penalty_usd_per_rps * m.e_unserved_rps + m.e_buy_late_tie_break,
         sense=pyo.minimize,

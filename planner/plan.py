@@ -375,8 +375,19 @@ def _rounding(s: ModelSets, instances: dict[Any, float]) -> pd.DataFrame:
 # Why is demand unserved?
 # --------------------------------------------------------------------------------------
 
-EXPLAIN_COLUMNS = ["workload", "periods", "unserved_rps", "cause", "limit", "current",
-                   "needed", "move", "unit", "unserved_after_rps", "detail"]
+EXPLAIN_COLUMNS = [
+    "workload",
+    "periods",
+    "unserved_rps",
+    "cause",
+    "limit",
+    "current",
+    "needed",
+    "move",
+    "unit",
+    "unserved_after_rps",
+    "detail",
+]
 # limit name -> unit
 LIMITS: dict[str, str] = {
     "capex_budget_usd": "USD",
@@ -409,8 +420,11 @@ def explain_unserved(
     pending: dict[str, dict[str, Any]] = {}
     for w, group in plan.unserved.groupby("workload", sort=True):
         periods = group["period"].tolist()
-        base = {"workload": w, "periods": ",".join(periods),
-                "unserved_rps": float(group["requests_per_s"].max())}
+        base = {
+            "workload": w,
+            "periods": ",".join(periods),
+            "unserved_rps": float(group["requests_per_s"].max()),
+        }
         structural, blocked = _structural_cause(w, periods, data, sets)
         if structural:
             rows.append({**base, "periods": ",".join(blocked), **structural})
@@ -430,27 +444,48 @@ def explain_unserved(
             helped_by.setdefault(w, []).append(limit)
             left = after.get(w, 0.0)
             full = left <= TOL
-            rows.append({
-                **pending[w], "cause": "limit" if full else "limit_partial", "limit": limit,
-                "current": current, "needed": needed, "move": needed - current,
-                "unit": LIMITS[limit], "unserved_after_rps": left,
-                "detail": f"{limit} binds: {current:.6g} -> {needed:.6g} {LIMITS[limit]} "
-                + ("serves it" if full else f"leaves {left:.6g} req/s unserved (other "
-                                            "limits bind too)"),
-            })
+            rows.append(
+                {
+                    **pending[w],
+                    "cause": "limit" if full else "limit_partial",
+                    "limit": limit,
+                    "current": current,
+                    "needed": needed,
+                    "move": needed - current,
+                    "unit": LIMITS[limit],
+                    "unserved_after_rps": left,
+                    "detail": f"{limit} binds: {current:.6g} -> {needed:.6g} {LIMITS[limit]} "
+                    + (
+                        "serves it"
+                        if full
+                        else f"leaves {left:.6g} req/s unserved (other limits bind too)"
+                    ),
+                }
+            )
     rest = [w for w in pending if w not in helped_by]
     if rest and len(active) > 1:
         after = _peak_unserved(solve_plan(_lift(data, active), profile))
         for w in rest:
             if after.get(w, 0.0) < before[w] - TOL:
                 helped_by[w] = active
-                rows.append({**pending[w], "cause": "limits_combined", "limit": "+".join(active),
-                             "unserved_after_rps": after.get(w, 0.0),
-                             "detail": "no single limit helps; lifting these together does"})
+                rows.append(
+                    {
+                        **pending[w],
+                        "cause": "limits_combined",
+                        "limit": "+".join(active),
+                        "unserved_after_rps": after.get(w, 0.0),
+                        "detail": "no single limit helps; lifting these together does",
+                    }
+                )
     for w in rest:
         if w not in helped_by:
-            rows.append({**pending[w], "cause": "unexplained",
-                         "detail": "no limit explains it; check the unserved penalty"})
+            rows.append(
+                {
+                    **pending[w],
+                    "cause": "unexplained",
+                    "detail": "no limit explains it; check the unserved penalty",
+                }
+            )
     out = pd.DataFrame(rows).reindex(columns=EXPLAIN_COLUMNS)
     return out.sort_values(["workload", "cause", "limit"], kind="stable").reset_index(drop=True)
 
@@ -470,13 +505,20 @@ def _structural_cause(
     served_phases = set(rates.loc[rates["workload"] == w, "phase"])
     missing = [p for p in PHASES if p not in served_phases]
     if missing:
-        return {"cause": "no_candidate", "limit": "", "detail":
-                f"no candidate serves its {'/'.join(missing)} phase inside the SLA"}, periods
+        return {
+            "cause": "no_candidate",
+            "limit": "",
+            "detail": f"no candidate serves its {'/'.join(missing)} phase inside the SLA",
+        }, periods
     blocked = [t for t in periods if any((w, p, t) not in sets.load_pos_by_wpt for p in PHASES)]
     if blocked:
-        return {"cause": "not_available", "limit": "", "detail":
-                "no SKU its candidates need can be owned or rented in " + ",".join(blocked)
-                + " (availability, lead time or retirement)"}, blocked
+        return {
+            "cause": "not_available",
+            "limit": "",
+            "detail": "no SKU its candidates need can be owned or rented in "
+            + ",".join(blocked)
+            + " (availability, lead time or retirement)",
+        }, blocked
     return None, []
 
 

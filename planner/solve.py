@@ -403,7 +403,8 @@ def _run(h: highspy.Highs, seconds_left: float) -> bool:
     """
     seconds_left = max(seconds_left, 0.01)
     h.setOptionValue("time_limit", h.getRunTime() + seconds_left)
-    h.HandleUserInterrupt = True
+    if not h.HandleUserInterrupt:  # the setter adds callbacks: only once per object
+        h.HandleUserInterrupt = True
     fired = threading.Event()
 
     def stop() -> None:
@@ -496,38 +497,112 @@ def mip_start_from_relaxation(
     """A feasible integer start from the LP relaxation, rounded up group by group.
 
     Groups are the integer variable components in order (v_instances first, then v_buy,
-    then any other). Each group is rounded up and fixed, and the LP re-solved so later
-    groups are sized for the rounded values. Rounding instances up keeps the relaxation's
-    routing feasible, so the routing columns (HELD_WHEN_ROUNDING_UP) are held at their LP
-    values and the stale basis dropped: presolve then removes every fixed column and the
-    re-solve is tiny (a full warm re-solve took as long as the relaxation itself at 5e5
-    columns). If rounding up is infeasible (a power or capex budget binds), the group is
-    rounded down with the routing free again; as a last resort every integer sits at its
-    lower bound (always feasible here: buy nothing, leave demand unserved).
+    then any other); each is fixed and the LP re-solved so later groups are sized for it:
+
+    1. round the group up, holding the routing columns (HELD_WHEN_ROUNDING_UP) at their LP
+       values: more capacity keeps the routing feasible, and with the stale basis dropped
+       presolve removes every fixed column, so the re-solve is tiny (a full warm re-solve
+       took as long as the relaxation itself at 5e5 columns);
+    2. if that is infeasible (a supply cap, a power or capex budget binds), find the rows
+       that block it (HiGHS feasibility relaxation), round down only the fractional
+       columns in those rows, and free only the routing that shares a row with them (the
+       unserved slack takes what they carried);
+    3. else round the whole group down with all routing free;
+    4. as a last resort every integer sits at its lower bound (always feasible here: buy
+       nothing, leave demand unserved).
     """
     x = np.asarray(lp.getSolution().col_value)
     names = _column_names(cm)
     held = np.flatnonzero(np.isin(names, HELD_WHEN_ROUNDING_UP)).astype(np.int32)
     for cols in _integer_groups(cm, names):
-        fixed = False
-        for up in (True, False):
-            rounded = np.ceil(x[cols] - 1e-9) if up else np.floor(x[cols] + 1e-9)
-            values = np.clip(rounded, cm.col_lower[cols], cm.col_upper[cols])
-            if up:
-                hold = np.clip(x[held], cm.col_lower[held], cm.col_upper[held])
-                lp.changeColsBounds(len(held), held, hold, hold)
-            else:
-                lp.changeColsBounds(len(held), held, cm.col_lower[held], cm.col_upper[held])
-            lp.changeColsBounds(len(cols), cols.astype(np.int32), values, values)
-            lp.clearSolver()
-            _run(lp, deadline - time.perf_counter())
-            if lp.getModelStatus() == highspy.HighsModelStatus.kOptimal:
-                x = np.asarray(lp.getSolution().col_value)
-                fixed = True
-                break
-        if not fixed:
+        cols = cols.astype(np.int32)
+        rounded = _round_group(lp, cm, cols, held, x, deadline)
+        if rounded is None:
             return _lower_bound_start(lp, cm, deadline)
+        x = rounded
     return x
+
+
+def _round_group(
+    lp: highspy.Highs, cm: CompiledModel, cols: np.ndarray, held: np.ndarray, x: np.ndarray,
+    deadline: float,
+) -> np.ndarray | None:
+    """Fix one integer group (steps 1-3 of mip_start_from_relaxation); the LP solution."""
+    lower, upper = cm.col_lower[cols], cm.col_upper[cols]
+    up = np.clip(np.ceil(x[cols] - 1e-9), lower, upper)
+    down = np.clip(np.floor(x[cols] + 1e-9), lower, upper)
+    # 1. up, routing held a hair below its LP values (noise never overfills a demand row)
+    hold = np.clip(x[held] * (1 - 1e-9), cm.col_lower[held], cm.col_upper[held])
+    _set_bounds(lp, held, hold, hold)
+    if _fixed_lp(lp, cols, up, deadline):
+        return np.asarray(lp.getSolution().col_value)
+    # 2. down only the fractional columns that block, freeing the routing tied to them
+    fractional = up > down
+    blocking = _blocking(lp, cm, cols[fractional], up[fractional])
+    if len(blocking) and time.perf_counter() < deadline:
+        freed = _sharing_a_row(cm, blocking, held)
+        _set_bounds(lp, freed, cm.col_lower[freed], cm.col_upper[freed])
+        if _fixed_lp(lp, cols, np.where(np.isin(cols, blocking), down, up), deadline):
+            return np.asarray(lp.getSolution().col_value)
+    # 3. the whole group down, all routing free
+    _set_bounds(lp, held, cm.col_lower[held], cm.col_upper[held])
+    if _fixed_lp(lp, cols, down, deadline):
+        return np.asarray(lp.getSolution().col_value)
+    return None
+
+
+def _set_bounds(h: highspy.Highs, cols: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> None:
+    if len(cols):
+        h.changeColsBounds(len(cols), cols.astype(np.int32), lower, upper)
+
+
+def _fixed_lp(h: highspy.Highs, cols: np.ndarray, values: np.ndarray, deadline: float) -> bool:
+    """Fix cols at values, drop the stale basis (so presolve runs), solve; optimal?"""
+    _set_bounds(h, cols, values, values)
+    h.clearSolver()
+    _run(h, deadline - time.perf_counter())
+    return h.getModelStatus() == highspy.HighsModelStatus.kOptimal
+
+
+def _blocking(
+    h: highspy.Highs, cm: CompiledModel, candidates: np.ndarray, fixed_at: np.ndarray
+) -> np.ndarray:
+    """Columns among `candidates` (now fixed at `fixed_at`) that must go lower.
+
+    HiGHS's feasibility relaxation may lower only these columns' lower bounds (penalty 1
+    each; every other bound and row is hard, penalty -1): the columns it lowers block.
+    """
+    if not len(candidates):
+        return candidates
+    lower_penalty = np.full(cm.n_cols, -1.0)
+    lower_penalty[candidates] = 1.0
+    h.clearSolver()
+    status = h.feasibilityRelaxation(-1.0, -1.0, -1.0, lower_penalty, None, None)
+    if status != highspy.HighsStatus.kOk or not h.getSolution().value_valid:
+        return candidates  # cannot tell: treat all as blocking
+    lowered = np.asarray(h.getSolution().col_value)[candidates]
+    return candidates[lowered < fixed_at - 1e-7]
+
+
+def _sharing_a_row(cm: CompiledModel, cols: np.ndarray, among: np.ndarray, hops: int = 3) -> np.ndarray:
+    """Columns of `among` reachable from `cols` through shared rows, via continuous columns.
+
+    Three hops reach what a rounded-down instance's routing touches: its time-budget row
+    -> its loads -> their demand rows -> the shared unserved amount -> the other phase's
+    demand row -> that phase's loads, which must be free to shrink with it.
+    """
+    entry_col = np.repeat(np.arange(cm.n_cols), np.diff(cm.a_start))
+    frontier = np.zeros(cm.n_cols, dtype=bool)
+    frontier[cols] = True
+    reached = np.zeros(cm.n_cols, dtype=bool)
+    for _ in range(hops):
+        rows = np.zeros(cm.n_rows, dtype=bool)
+        rows[cm.a_index[frontier[entry_col]]] = True
+        touched = np.zeros(cm.n_cols, dtype=bool)
+        touched[entry_col[rows[cm.a_index]]] = True
+        frontier = touched & ~cm.integer & ~reached
+        reached |= touched
+    return among[reached[among]].astype(np.int32)
 
 
 def _column_names(cm: CompiledModel) -> np.ndarray:

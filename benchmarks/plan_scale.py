@@ -1,0 +1,257 @@
+"""Time the planner on a large synthetic fleet: Pyomo build, transfer, HiGHS solve.
+
+    /work/venv/bin/python benchmarks/plan_scale.py [--seed 0] [--models 8] [--shapes 5]
+        [--variants 10] [--time-limit 60] [--gap 1e-3] [--relax] [--no-floor]
+
+Synthetic but shaped like the candidate generator's output: 16 SKUs (HBM GPUs in 8-chip
+boxes and 72-chip racks, SRAM LPUs, a GDDR prefill part, wafer-scale), 4 models x 10
+traffic classes (shape x SLA tier) = 40 workloads, 12 monthly periods with growing demand and some launches
+mid-horizon, and per model colocated, PD-prefill, PD-decode and AFD candidates in several
+parallelism / batch variants. Rates are cost-normalised (what the instance's cost buys
+at its kind's per-dollar efficiency) with +-15 % noise, so many candidates are near-tied,
+which is what makes branch and bound hard (ARCHITECTURE.md); candidates dominated on every
+workload are *not* pruned here, to stress the MIP.
+
+Prints the model size, then the times of: build (Pyomo), transfer (standard-form compile +
+passModel + write-back), HiGHS (LP relaxation, MIP start, MIP), total, and the gap; then
+the floor: the same arrays solved by highspy alone (same LP -> start -> MIP procedure),
+i.e. what the solve costs with no Pyomo at all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import time
+
+import numpy as np
+import pandas as pd
+
+from planner.formulation import build_model, model_size
+from planner.model_data import PlanningData, Settings
+from planner.solve import (
+    SolverProfile,
+    _result_from,
+    _run,
+    compile_model,
+    make_highs,
+    mip_start_from_relaxation,
+    solve,
+)
+
+# name, chips/unit, USD/unit, all-in W/chip, rent USD/chip-h (nan: none), first buy,
+# lead, compute score, bandwidth score, memory GB/chip, kind
+SKUS = [
+    ("h100-hgx", 8, 240e3, 1000, 2.2, 0, 1, 1.0, 1.0, 80, "hbm"),
+    ("h200-hgx", 8, 300e3, 1000, 3.0, 0, 1, 1.0, 1.4, 141, "hbm"),
+    ("b200-hgx", 8, 430e3, 1350, 4.5, 0, 2, 2.2, 2.4, 180, "hbm"),
+    ("gb200-nvl72", 72, 3.3e6, 1650, 5.5, 0, 2, 2.4, 2.4, 186, "hbm"),
+    ("gb300-nvl72", 72, 3.9e6, 1850, math.nan, 3, 2, 3.4, 2.4, 288, "hbm"),
+    ("vr-nvl144", 144, 9.0e6, 2100, math.nan, 7, 3, 6.0, 4.0, 288, "hbm"),
+    ("rubin-cpx", 8, 260e3, 900, math.nan, 6, 2, 3.0, 0.6, 128, "prefill"),
+    ("mi300x", 8, 200e3, 1000, 2.0, 0, 1, 1.2, 1.6, 192, "hbm"),
+    ("mi355x", 8, 340e3, 1400, 3.5, 2, 1, 2.3, 2.4, 288, "hbm"),
+    ("gaudi3", 8, 130e3, 900, math.nan, 0, 1, 0.9, 1.1, 128, "hbm"),
+    ("l40s", 8, 80e3, 450, 1.0, 0, 0, 0.4, 0.3, 48, "gddr"),
+    ("trn2", 16, 280e3, 650, 2.5, 0, 1, 0.8, 0.9, 96, "hbm"),
+    ("groq-lpu", 8, 160e3, 300, math.nan, 0, 1, 0.2, 8.0, 0.23, "sram"),
+    ("lpx-rack", 64, 2.4e6, 450, math.nan, 5, 2, 0.5, 12.0, 0.5, "sram"),
+    ("cs3", 1, 2.5e6, 23000, math.nan, 0, 2, 60.0, 200.0, 44, "wafer"),
+    ("tpu-like", 4, 90e3, 600, 1.8, 0, 0, 0.9, 0.8, 32, "hbm"),
+]
+
+
+def synthetic_data(seed: int = 0, models: int = 4, shapes: int = 10, variants: int = 24,
+                   n_periods: int = 12) -> PlanningData:
+    """A large PlanningData with realistic spread (see the module docstring)."""
+    rng = np.random.default_rng(seed)
+    periods = pd.DataFrame(
+        {"start": pd.date_range("2026-01-01", periods=n_periods, freq="MS"),
+         "hours": 730.0, "energy_load_factor": 0.65},
+        index=pd.Index([f"2026-{i + 1:02d}" for i in range(n_periods)], name="period"),
+    )
+    skus = pd.DataFrame(
+        [{"sku": s[0], "chips_per_unit": s[1], "unit_price_usd": s[2], "all_in_w_per_chip": s[3],
+          "rent_usd_per_chip_hour": s[4], "first_buy_period": s[5], "lead_periods": s[6],
+          "lifetime_periods": 48, "supply_cap_units_per_period":
+              20.0 if s[1] >= 64 else (math.nan if s[0] != "cs3" else 4.0)} for s in SKUS]
+    ).set_index("sku")
+    compute = np.array([s[7] for s in SKUS])
+    memory = np.array([s[9] for s in SKUS])
+    kind = np.array([s[10] for s in SKUS])
+    watts = np.array([s[3] for s in SKUS], dtype=float)
+
+    model_gb = rng.choice([16, 70, 140, 400, 700, 1000], size=models)  # weight bytes (GB)
+    workloads = [f"m{m}-s{s}" for m in range(models) for s in range(shapes)]
+    prompt = rng.choice([256, 1024, 4096, 16384], size=(models, shapes))
+    output = rng.choice([128, 512, 1024, 4096], size=(models, shapes))
+
+    # Rates are cost-normalised so near-ties come with realistic spread: a candidate's rate
+    # is what its instance cost buys at the per-dollar efficiency of its kind and phase,
+    # x a parallelism / batch factor, x +-15 % noise. Anchor: 8 H100 on a 70 GB model do
+    # ~30 req/s of 1k-token prefill and ~2 req/s of 512-token decode.
+    usd_per_chip_period = np.array([s[2] / s[1] / 36.0 for s in SKUS])  # 3-year straight line
+    run_usd_per_w = 1.3e-3 * (730 * 0.65 * 0.08 + 130)
+    # newer generations do more per USD, within a realistic band
+    generation = np.clip(0.8 + 0.25 * np.log2(np.maximum(compute, 0.25) + 1.0), 0.8, 1.4)
+    per_usd = {("hbm", "prefill"): 1.0, ("hbm", "decode"): 1.0, ("gddr", "prefill"): 0.9,
+               ("gddr", "decode"): 0.7, ("prefill", "prefill"): 1.4, ("sram", "decode"): 1.3,
+               ("wafer", "prefill"): 1.1, ("wafer", "decode"): 1.2}
+    ref_cost = 8 * (usd_per_chip_period[0] + watts[0] * run_usd_per_w)
+
+    def rates_for(cost: float, eff: dict[str, float], m: int, size: int) -> dict[str, np.ndarray]:
+        scale = cost / ref_cost * (70.0 / model_gb[m])
+        noise = rng.uniform(0.85, 1.15, size=(size, 2))
+        return {"prefill": 30.0 * scale * eff.get("prefill", 0.0) * 1024 / prompt[m] * noise[:, 0],
+                "decode": 2.0 * scale * eff.get("decode", 0.0) * 512 / output[m] * noise[:, 1]}
+
+    cand_rows, unit_rows, rate_rows = [], [], []
+    n_sku = len(SKUS)
+    for m in range(models):
+        for v in range(variants):
+            for h in range(n_sku):
+                min_chips = max(1, math.ceil(model_gb[m] * 1.3 / memory[h]))
+                if kind[h] == "sram" and min_chips > 4096:
+                    continue
+                tp = min_chips * (2 ** (v % 3))
+                # more chips per instance: lower latency, a little less per dollar;
+                # bigger batches: more decode per dollar, fewer SLA-feasible classes
+                par = 0.93 ** (v % 3)
+                batch = 1.0 + 0.12 * (v // 3)
+                cost = tp * (usd_per_chip_period[h] + watts[h] * run_usd_per_w)
+                for topo in ("colocated", "pd-prefill", "pd-decode"):
+                    if kind[h] == "prefill" and topo != "pd-prefill":
+                        continue
+                    if kind[h] == "sram" and topo != "pd-decode":
+                        continue
+                    c = f"{topo}/m{m}/{SKUS[h][0]}/v{v}"
+                    eff = {p: per_usd.get((kind[h], p), 0.0) * generation[h] * par
+                           for p in ("prefill", "decode")}
+                    eff["decode"] *= batch
+                    r = rates_for(cost, eff, m, shapes)
+                    phases = {"colocated": ("prefill", "decode"), "pd-prefill": ("prefill",),
+                              "pd-decode": ("decode",)}[topo]
+                    sla_ok = rng.random(shapes) > 0.05 * (v % 3) + 0.04 * (v // 3)
+                    for s in range(shapes):
+                        if sla_ok[s]:
+                            for p in phases:
+                                rate_rows.append((c, f"m{m}-s{s}", p, float(r[p][s])))
+                    cand_rows.append((c, topo, float(tp * watts[h]), ""))
+                    unit_rows.append((c, SKUS[h][0], float(tp)))
+        # AFD: attention on an HBM GPU, FFN on SRAM chips (decode only).
+        for v in range(variants):
+            for h in np.flatnonzero(kind == "hbm")[:6]:
+                for g in np.flatnonzero(kind == "sram"):
+                    gpus = max(1, math.ceil(model_gb[m] * 0.3 / memory[h])) * (1 + v % 2)
+                    lpus = math.ceil(model_gb[m] * 0.7 / memory[g])
+                    if lpus > 4096:
+                        continue
+                    c = f"afd/m{m}/{SKUS[h][0]}+{SKUS[g][0]}/v{v}"
+                    cost = gpus * (usd_per_chip_period[h] + watts[h] * run_usd_per_w) \
+                        + lpus * (usd_per_chip_period[g] + watts[g] * run_usd_per_w)
+                    eff = {"decode": 1.25 * generation[h] * (1.0 + 0.1 * (v // 2))}
+                    r = rates_for(cost, eff, m, shapes)
+                    for s in range(shapes):
+                        rate_rows.append((c, f"m{m}-s{s}", "decode", float(r["decode"][s])))
+                    cand_rows.append((c, "afd", float(gpus * watts[h] + lpus * watts[g]), ""))
+                    unit_rows += [(c, SKUS[h][0], float(gpus)), (c, SKUS[g][0], float(lpus))]
+
+    candidates = pd.DataFrame(cand_rows, columns=["candidate", "topology", "power_w",
+                                                  "description"]).set_index("candidate")
+    units = pd.DataFrame(unit_rows, columns=["candidate", "sku", "chips"])
+    rates = pd.DataFrame(rate_rows, columns=["candidate", "workload", "phase", "rate_rps"])
+    base = rng.lognormal(mean=3.5, sigma=1.0, size=len(workloads))  # ~ 33 rps median
+    growth = rng.uniform(1.0, 1.08, size=len(workloads))
+    launch = np.where(rng.random(len(workloads)) < 0.2, rng.integers(1, 8, len(workloads)), 0)
+    demand_rows = []
+    for i, w in enumerate(workloads):
+        for t, period in enumerate(periods.index):
+            if t >= launch[i]:
+                d = float(base[i] * growth[i] ** t)
+                demand_rows.append((w, period, d, 0.6 * d))
+    demand = pd.DataFrame(demand_rows, columns=["workload", "period", "requests_per_s",
+                                                "mean_requests_per_s"])
+    existing = pd.DataFrame(
+        [("h100-hgx", 2048, 6), ("h100-hgx", 1024, n_periods), ("mi300x", 512, 9),
+         ("l40s", 1024, 4)], columns=["sku", "chips", "retire_period"])
+    return PlanningData(periods=periods, skus=skus, candidates=candidates, units=units,
+                        rates=rates, demand=demand, existing=existing,
+                        settings=Settings(power_budget_mw=200.0))
+
+
+def floor_solve(model, profile: SolverProfile) -> dict[str, float]:
+    """The same MIP from the compiled arrays with highspy only (no Pyomo in the loop)."""
+    cm = compile_model(model)
+    t0 = time.perf_counter()
+    deadline = t0 + profile.time_limit_s
+    lp = make_highs(cm, profile, integral=False, log=False)
+    _run(lp, profile.time_limit_s)
+    start = mip_start_from_relaxation(lp, cm, deadline)
+    mip = make_highs(cm, profile, integral=True, log=False)
+    if start is not None:
+        mip.setSolution(cm.n_cols, np.arange(cm.n_cols, dtype=np.int32), start)
+    _run(mip, deadline - time.perf_counter())
+    res = _result_from(mip, "highs", mip.getModelStatus(), is_mip=True)
+    return {"solve_s": time.perf_counter() - t0, "gap": res.gap or 0.0,
+            "objective": res.objective or math.nan, "status": res.status}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--models", type=int, default=4)
+    ap.add_argument("--shapes", type=int, default=10)
+    ap.add_argument("--variants", type=int, default=24)
+    ap.add_argument("--time-limit", type=float, default=60.0)
+    ap.add_argument("--gap", type=float, default=1e-3)
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--relax", action="store_true", help="relax integer instance counts")
+    ap.add_argument("--no-limits", action="store_true",
+                    help="drop supply caps and the power budget (isolates their effect)")
+    ap.add_argument("--no-floor", action="store_true")
+    args = ap.parse_args()
+
+    t0 = time.perf_counter()
+    data = synthetic_data(args.seed, args.models, args.shapes, args.variants)
+    if args.relax:
+        data = dataclasses.replace(
+            data, settings=data.settings.model_copy(update={"relax_instances": True}))
+    if args.no_limits:
+        data = dataclasses.replace(
+            data, skus=data.skus.assign(supply_cap_units_per_period=math.nan),
+            settings=data.settings.model_copy(update={"power_budget_mw": None}))
+    gen_s = time.perf_counter() - t0
+    print(f"data: {len(data.skus)} SKUs, {data.demand['workload'].nunique()} workloads, "
+          f"{len(data.periods)} periods, {len(data.candidates)} candidates, "
+          f"{len(data.rates)} rate rows (candidate x workload x phase) [{gen_s:.1f} s]")
+
+    profile = SolverProfile(solver="highs", mip_rel_gap=args.gap,
+                            time_limit_s=args.time_limit, threads=args.threads)
+    model = build_model(data)
+    size = model_size(model)
+    print(f"model: {size['variables']} variables ({size['integer_variables']} integer), "
+          f"{size['constraints']} constraints")
+    result = solve(model, profile)
+    t = result.timings
+    build_s = float(model.build_s)
+    transfer_s = t.get("transfer_s", 0.0)
+    highs_s = t.get("solve_s", 0.0)
+    total = build_s + transfer_s + highs_s
+    objective = "n/a" if result.objective is None else f"{result.objective:.6g}"
+    print(f"status {result.status} ({result.message}), objective {objective}, gap {result.gap}")
+    print(f"  build      {build_s:7.2f} s  (Pyomo model from PlanningData)")
+    print(f"  transfer   {transfer_s:7.2f} s  (standard-form compile, passModel, write-back)")
+    print(f"  HiGHS      {highs_s:7.2f} s  (LP {t.get('lp_s', 0):.2f}, start "
+          f"{t.get('start_s', 0):.2f}, MIP {t.get('mip_s', 0):.2f})")
+    print(f"  total      {total:7.2f} s;  build + transfer = "
+          f"{(build_s + transfer_s) / max(highs_s, 1e-9):.2f} x HiGHS")
+    if not args.no_floor:
+        floor = floor_solve(model, profile)
+        print(f"floor (highspy alone on the same arrays, same procedure): "
+              f"{floor['solve_s']:.2f} s, status {floor['status']}, gap {floor['gap']:.2e}, "
+              f"objective {floor['objective']:.6g}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,448 @@
+"""`planner sweep`: --vary parsing, equality with single plans, monotonicity, worker-count
+independence, failing points, the persistent model against fresh builds, executors, CLI,
+charts and the HTML summary.
+
+Everything runs on tests/data/sweep_small.csv (two workloads x three periods, H100 + Groq
+LPU), where each plan solves in well under a second.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from planner.catalog import load_catalog
+from planner.errors import PlannerInputError
+from planner.planning import Scenario, prepare, run_planning
+from planner.report.sweep_charts import pareto_front, silicon_changes, sweep_charts
+from planner.sweep import (
+    TIMING_COLUMNS,
+    SweepRequest,
+    WorkerState,
+    compute_tables,
+    context_of,
+    parse_axes,
+    parse_vary,
+    plan_sweep,
+    points_of,
+    run_sweep,
+    scenario_data,
+)
+from planner.sweep_exec import make_executor
+from planner.sweep_model import PersistentModel, check_apply, fresh, solve_scenario
+from planner.sweep_report import render
+
+DEMAND = Path(__file__).parent / "data" / "sweep_small.csv"
+SKUS = ["h100-sxm", "groq-lpu"]
+GAP = 1e-3  # the default profile's relative MIP gap
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    return load_catalog()
+
+
+@pytest.fixture(scope="module")
+def base() -> Scenario:
+    return Scenario(allowed_skus=SKUS, time_limit_s=20)
+
+
+def sweep(catalog, base: Scenario, specs: list[str], **kw) -> pd.DataFrame:
+    mode = kw.pop("mode", "grid")
+    workload = kw.pop("workload", None)
+    request = SweepRequest(DEMAND, base, tuple(parse_axes(specs)), mode, workload)
+    return run_sweep(request, catalog=catalog, **kw).table
+
+
+def solved(table: pd.DataFrame) -> pd.DataFrame:
+    return table[table["status"].isin(["optimal", "feasible_at_limit"])]
+
+
+# -- parsing --------------------------------------------------------------------------------
+
+
+def test_vary_ranges_lists_and_none() -> None:
+    assert parse_vary("tpot_ms=5:50:5").values == tuple(float(v) for v in range(5, 51, 5))
+    assert parse_vary("ttft_ms=500,1000,2000").values == (500.0, 1000.0, 2000.0)
+    assert parse_vary("demand_scale=0.1:0.3:0.1").values == (0.1, 0.2, 0.3)  # no 0.30000000004
+    assert parse_vary("power_budget_mw=none,2.5").values == (None, 2.5)
+    assert parse_vary("price.h100-sxm=1e5,2e5").sku == "h100-sxm"
+
+
+@pytest.mark.parametrize(
+    ("spec", "named"),
+    [
+        ("tpot_ms", "tpot_ms"),  # no '='
+        ("tpot_ms=", "tpot_ms"),
+        ("tpot_ms=abc", "tpot_ms"),
+        ("tpot_ms=5:50", "tpot_ms"),
+        ("tpot_ms=5:50:0", "tpot_ms"),
+        ("tpot_ms=50:5:5", "tpot_ms"),
+        ("tpot_ms=5,,6", "tpot_ms"),
+        ("tpot_ms=5,5", "tpot_ms"),
+        ("tpot_ms=none", "tpot_ms"),  # only limits take "none"
+        ("tpot=5,10", "tpot_ms"),  # unknown: did you mean
+        ("price=5", "price"),
+    ],
+)
+def test_malformed_vary_names_the_parameter(spec: str, named: str) -> None:
+    with pytest.raises(PlannerInputError) as err:
+        parse_vary(spec)
+    assert named in err.value.render()
+
+
+def test_duplicate_and_missing_vary() -> None:
+    with pytest.raises(PlannerInputError, match="each parameter varied once"):
+        parse_axes(["tpot_ms=5", "tpot_ms=6"])
+    with pytest.raises(PlannerInputError, match="at least one"):
+        parse_axes([])
+
+
+def test_grid_and_one_at_a_time_order() -> None:
+    axes = parse_axes(["tpot_ms=5,10", "demand_scale=1,2,3"])
+    grid = points_of(axes, "grid")
+    assert [(p["tpot_ms"], p["demand_scale"]) for p in grid] == [
+        (5, 1), (5, 2), (5, 3), (10, 1), (10, 2), (10, 3)
+    ]  # fmt: skip
+    assert points_of(axes, "one-at-a-time") == [
+        {"tpot_ms": 5.0}, {"tpot_ms": 10.0},
+        {"demand_scale": 1.0}, {"demand_scale": 2.0}, {"demand_scale": 3.0},
+    ]  # fmt: skip
+
+
+def test_unknown_sku_and_workload_are_input_errors(catalog, base: Scenario) -> None:
+    with pytest.raises(PlannerInputError, match="h100-sxn"):
+        sweep(catalog, base, ["price.h100-sxn=1e5"])
+    with pytest.raises(PlannerInputError, match="plans with"):  # not among allowed_skus
+        sweep(catalog, base, ["price.b200=1e5"])
+    with pytest.raises(PlannerInputError, match="--workload"):
+        sweep(catalog, base, ["tpot_ms=10"], workload="nope")
+
+
+# -- results equal single plans -------------------------------------------------------------
+
+
+def _single_plan(tmp: Path, base: Scenario, row: dict, catalog) -> float:
+    """`planner plan` on a demand file and scenario with this row's parameters."""
+    raw = pd.read_csv(DEMAND)
+    raw["tpot_ms"] = row["tpot_ms"]
+    for col in ("requests_per_s", "mean_requests_per_s"):
+        raw[col] = raw[col] * row["demand_scale"]
+    path = tmp / f"point{row['scenario']}.csv"
+    raw.to_csv(path, index=False)
+    budget = row["power_budget_mw"]
+    sc = base.model_copy(update={
+        "price_usd_per_unit": {"h100-sxm": row["price.h100-sxm"]},
+        "electricity_usd_per_kwh": row["electricity_usd_per_kwh"],
+        "power_budget_mw": None if pd.isna(budget) else budget,
+    })  # fmt: skip
+    return run_planning(path, sc, catalog=catalog, explain=False).plan.objective
+
+
+def test_sweep_equals_single_plans(catalog, base: Scenario, tmp_path: Path) -> None:
+    specs = ["tpot_ms=3,10", "demand_scale=1,1.5", "price.h100-sxm=120000,240000",
+             "electricity_usd_per_kwh=0.3", "power_budget_mw=none,0.02"]  # fmt: skip
+    table = sweep(catalog, base, specs)
+    assert (table["status"] == "optimal").all()
+    assert (table["path"] == "persistent").all()
+    assert table["binding"].str.contains("power_budget_mw").any()  # the 0.02 MW budget binds
+    assert table["binding"].str.contains("unserved_demand").any()  # tpot 3: groq lead time
+    picks = table.iloc[[0, 3, 6, 9, 12, 15]]  # every value of every axis at least once
+    for row in picks.to_dict(orient="records"):
+        expected = _single_plan(tmp_path, base, row, catalog)
+        assert row["objective"] == pytest.approx(expected, rel=GAP), row
+
+
+def test_power_objective_equals_single_plans(catalog, base: Scenario, tmp_path: Path) -> None:
+    power = base.model_copy(update={"objective": "power"})
+    table = sweep(catalog, power, ["demand_scale=1,1.5", "price.h100-sxm=240000"])
+    assert (table["status"] == "optimal").all() and (table["path"] == "persistent").all()
+    for row in table.to_dict(orient="records"):
+        raw = pd.read_csv(DEMAND)
+        for col in ("requests_per_s", "mean_requests_per_s"):
+            raw[col] = raw[col] * row["demand_scale"]
+        raw.to_csv(tmp_path / "p.csv", index=False)
+        sc = power.model_copy(update={"price_usd_per_unit": {"h100-sxm": 240000.0}})
+        plan = run_planning(tmp_path / "p.csv", sc, catalog=catalog, explain=False).plan
+        assert row["objective"] == pytest.approx(plan.objective, rel=GAP)
+        assert row["peak_facility_mw"] == pytest.approx(
+            float(plan.power["facility_mw"].max()), rel=GAP
+        )
+
+
+def test_candidate_replica_matches_prepare(catalog, base: Scenario, tmp_path: Path) -> None:
+    """The sweep's candidate data for a point equals what planning.prepare builds."""
+    request = SweepRequest(DEMAND, base, tuple(parse_axes(["tpot_ms=10", "price.h100-sxm=150000"])))
+    job = plan_sweep(request, catalog)
+    ctx = context_of(job, compute_tables(job, range(len(job.keys))))
+    data = scenario_data(ctx, ctx.points[0], WorkerState(ctx).data_for_key(ctx.key_of_point[0]))
+    raw = pd.read_csv(DEMAND).assign(tpot_ms=10.0)
+    raw.to_csv(tmp_path / "d.csv", index=False)
+    sc = base.model_copy(update={"price_usd_per_unit": {"h100-sxm": 150000.0}})
+    _, _, cs = prepare(tmp_path / "d.csv", sc, catalog)
+    key = ["candidate", "workload", "phase"]
+    mine = data.rates.sort_values(key).reset_index(drop=True)
+    theirs = cs.data.rates.sort_values(key).reset_index(drop=True)
+    pd.testing.assert_frame_equal(mine, theirs, check_exact=False, rtol=1e-12)
+    pd.testing.assert_frame_equal(
+        data.candidates.sort_index(), cs.data.candidates.sort_index(), check_dtype=False
+    )
+    pd.testing.assert_frame_equal(data.skus, cs.data.skus, check_dtype=False)
+
+
+# -- economics of the answers -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("spec", ["tpot_ms=5,8,12,20,40", "ttft_ms=300,600,1000,2000"])
+def test_cost_does_not_fall_as_slas_tighten(catalog, base: Scenario, spec: str) -> None:
+    table = solved(sweep(catalog, base, [spec])).sort_values(spec.split("=")[0], ascending=False)
+    assert len(table) == 5 if spec.startswith("tpot") else len(table) == 4
+    assert (table["unserved_rps"] < 1e-6).all()
+    cost = table["total_cost_usd"].to_numpy()
+    assert (np.diff(cost) >= -GAP * cost[:-1]).all(), cost  # loosest first: never cheaper
+
+
+def test_decode_moves_to_sram_as_tpot_tightens(catalog, base: Scenario) -> None:
+    table = sweep(catalog, base, ["tpot_ms=3,5,10"], workload="chat")
+    silicon = dict(zip(table["tpot_ms"], table["chat.decode_silicon"], strict=True))
+    assert silicon[3.0] == "sram" and silicon[10.0] == "hbm"
+    changes = silicon_changes(table, "tpot_ms")
+    assert any(
+        "chat decode: hbm -> sram" in text or "chat decode: sram -> hbm" in text
+        for _, text in changes
+    )
+    # placement only names SKUs the fleet uses
+    for row in solved(table).to_dict(orient="records"):
+        for w in ("chat", "small"):
+            for sku in filter(None, row[f"{w}.decode"].split("+")):
+                assert row[f"chips.{sku}"] > 0
+
+
+# -- determinism, failures ---------------------------------------------------------------------
+
+
+def test_one_and_two_workers_give_identical_rows(catalog, base: Scenario) -> None:
+    specs = ["tpot_ms=3,10", "demand_scale=0.5,1,2", "power_budget_mw=none,0.02"]
+    one = sweep(catalog, base, specs, workers=1)
+    two = sweep(catalog, base, specs, workers=2)
+    assert (one["status"] == "optimal").all()
+    assert list(one["scenario"]) == list(range(len(one)))
+    pd.testing.assert_frame_equal(
+        one.drop(columns=list(TIMING_COLUMNS)), two.drop(columns=list(TIMING_COLUMNS))
+    )
+
+
+def test_failing_points_are_rows_and_the_sweep_goes_on(
+    catalog, base: Scenario, monkeypatch
+) -> None:
+    import planner.sweep as sweep_module
+
+    real = sweep_module.solve_scenario
+    calls = {"n": 0}
+
+    def flaky(*args):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("solver exploded")
+        return real(*args)
+
+    monkeypatch.setattr(sweep_module, "solve_scenario", flaky)
+    table = sweep(catalog, base, ["power_budget_mw=0,0.02,0.5,1", "electricity_usd_per_kwh=-1,0.1"])
+    status = table["status"].tolist()
+    assert status.count("invalid") == 5  # power budget 0 (x2) and electricity -1 (x4), one shared
+    assert status.count("error") == 1
+    assert status.count("optimal") == 2
+    bad = table[table["status"] == "invalid"]
+    assert (
+        bad["message"]
+        .str.contains("power_budget_mw must be > 0|electricity_usd_per_kwh must be >= 0")
+        .all()
+    )
+    assert table.loc[table["status"] == "error", "message"].str.contains("solver exploded").all()
+
+
+# -- the persistent model ---------------------------------------------------------------------
+
+
+def test_persistent_arrays_equal_fresh_builds(catalog, base: Scenario) -> None:
+    """Each point's rewritten arrays equal a fresh build's; so do the solutions."""
+    specs = ["tpot_ms=3,10,40", "demand_scale=0.5,2", "price.groq-lpu=80000,160000",
+             "electricity_usd_per_kwh=0,0.2", "power_budget_mw=none,0.03", "capex_budget_usd=none,1e6"]  # fmt: skip
+    request = SweepRequest(DEMAND, base, tuple(parse_axes(specs)), "one-at-a-time")
+    job = plan_sweep(request, catalog)
+    ctx = context_of(job, compute_tables(job, range(len(job.keys))))
+    state = WorkerState(ctx)
+    state.start()
+    assert state.pm is not None, state.note
+    for i, point in enumerate(ctx.points):
+        key = ctx.key_of_point[i]
+        data = scenario_data(ctx, point, state.data_for_key(key))
+        applied = state.pm.apply(data, rates_key=key)
+        rebuilt = fresh(data)
+        assert check_apply(applied, rebuilt) == [], point
+        a = solve_scenario(applied, ctx.profile, state.penalty(key, data))
+        b = solve_scenario(rebuilt, ctx.profile)
+        assert a.status == b.status
+        assert a.objective == pytest.approx(b.objective, rel=GAP), point
+
+
+def test_a_scenario_outside_the_reference_is_rebuilt(catalog, base: Scenario) -> None:
+    _, _, cs = prepare(DEMAND, base, catalog)
+    pm = PersistentModel(cs.data)
+    other = dataclasses.replace(cs.data, settings=cs.data.settings.model_copy(update={"pue": 1.5}))
+    from planner.sweep_model import NotPersistent
+
+    with pytest.raises(NotPersistent, match="pue"):
+        pm.apply(other)
+
+
+# -- executors ------------------------------------------------------------------------------------
+
+
+def test_missing_cluster_extra_is_a_clear_input_error(monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(PlannerInputError, match=r"fleet-planner\[cluster\]"):
+        make_executor("ray", 2)
+    monkeypatch.setitem(sys.modules, "dask.distributed", None)
+    with pytest.raises(PlannerInputError, match=r"fleet-planner\[cluster\]"):
+        make_executor("dask", 2)
+    with pytest.raises(PlannerInputError, match="--executor"):
+        make_executor("spark", 2)
+
+
+def _cluster_kinds() -> list[str]:
+    """Dask if installed (a local cluster starts in ~10 s), else Ray; both with
+    PLANNER_TEST_ALL_EXECUTORS=1 (Ray's local start alone takes ~20 s)."""
+    import importlib.util
+    import os
+
+    found = [
+        k for k, mod in (("dask", "distributed"), ("ray", "ray")) if importlib.util.find_spec(mod)
+    ]
+    return found if os.environ.get("PLANNER_TEST_ALL_EXECUTORS") else found[:1]
+
+
+@pytest.mark.parametrize(
+    "kind", _cluster_kinds() or [pytest.param("dask", marks=pytest.mark.skip("no dask or ray"))]
+)
+def test_cluster_executor_matches_local(catalog, base: Scenario, kind: str) -> None:
+    specs = ["tpot_ms=3,10", "demand_scale=1,2"]
+    local = sweep(catalog, base, specs)
+    remote = sweep(catalog, base, specs, workers=2, executor=kind)
+    pd.testing.assert_frame_equal(
+        local.drop(columns=list(TIMING_COLUMNS)), remote.drop(columns=list(TIMING_COLUMNS))
+    )
+
+
+# -- CLI, outputs, charts, HTML -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cli() -> typer.Typer:
+    from planner.cli import app
+
+    if not any(c.name == "sweep" for c in app.registered_commands):
+        from planner.cli_sweep import register
+
+        register(app)
+    return app
+
+
+def _run(cli: typer.Typer, *args: str):
+    return CliRunner().invoke(cli, ["sweep", *args])
+
+
+def test_cli_malformed_vary_exits_2_naming_it(cli) -> None:
+    result = _run(cli, str(DEMAND), "--vary", "tpot_ms=fast", "--no-write", "--no-progress")
+    assert result.exit_code == 2
+    assert "tpot_ms" in result.output and "a number" in result.output
+    result = _run(cli, str(DEMAND), "--vary", "tpot=5", "--no-write", "--no-progress")
+    assert result.exit_code == 2 and "did you mean 'tpot_ms'" in result.output
+
+
+def test_cli_writes_tables_charts_and_summary(cli, tmp_path: Path) -> None:
+    scenario = tmp_path / "sc.yaml"
+    scenario.write_text(f"allowed_skus: {SKUS}\ntime_limit_s: 20\n")
+    out = tmp_path / "out"
+    args = [str(DEMAND), "--scenario", str(scenario), "--vary", "tpot_ms=3,10,30",
+            "--vary", "power_budget_mw=none,0.02", "--out", str(out), "--no-progress"]  # fmt: skip
+    result = _run(cli, *args)
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out / "sweep.csv", keep_default_na=False, na_values=[""])
+    assert len(table) == 6 and (table["status"] == "optimal").all()
+    parquet = pd.read_parquet(out / "sweep.parquet")
+    assert list(parquet.columns) == list(table.columns)
+    numbers = ["tpot_ms", "power_budget_mw", "total_cost_usd", "peak_facility_mw"]
+    pd.testing.assert_frame_equal(parquet[numbers], table[numbers], check_dtype=False)
+    for name in (
+        "cost_vs_tpot_ms.png",
+        "cost_vs_power_budget_mw.png",
+        "fleet_mix_vs_tpot_ms.png",
+        "summary.html",
+    ):
+        assert (out / name).is_file(), name
+    meta = json.loads((out / "sweep.json").read_text())
+    assert meta["points"] == 6
+    again = _run(cli, *args)  # never overwrite
+    assert again.exit_code == 2 and "never overwritten" in again.output
+
+
+def test_cli_json_and_failed_points_exit_4(cli, tmp_path: Path) -> None:
+    scenario = tmp_path / "sc.yaml"
+    scenario.write_text(f"allowed_skus: {SKUS}\ntime_limit_s: 20\n")
+    result = _run(cli, str(DEMAND), "--scenario", str(scenario), "--vary", "power_budget_mw=0,1",
+                  "--format", "json", "--no-write", "--no-progress")  # fmt: skip
+    assert result.exit_code == 4
+    payload = json.loads(result.stdout)
+    assert [r["status"] for r in payload["rows"]] == ["invalid", "optimal"]
+
+
+def test_charts_and_frontier() -> None:
+    table = pd.DataFrame({
+        "status": ["optimal"] * 4, "tpot_ms": [3.0, 5.0, 10.0, 20.0],
+        "total_cost_usd": [4e6, 2e6, 1e6, 1e6], "peak_facility_mw": [1.0, 0.5, 0.8, 0.4],
+        "unserved_rps": [0.0] * 4, "chips.h100-sxm": [0, 8, 16, 16], "chips.groq-lpu": [1152, 0, 0, 0],
+        "chat.decode_silicon": ["sram", "hbm", "hbm", "hbm"],
+    })  # fmt: skip
+    assert silicon_changes(table, "tpot_ms") == [(4.0, "chat decode: sram -> hbm")]
+    assert pareto_front(table)["peak_facility_mw"].tolist() == [0.4]
+
+
+def test_chart_files(tmp_path: Path) -> None:
+    table = pd.DataFrame({
+        "scenario": range(4), "status": ["optimal"] * 3 + ["invalid"], "tpot_ms": [3.0, 5.0, 10.0, 0.0],
+        "total_cost_usd": [4e6, 2e6, 1e6, math.nan], "peak_facility_mw": [1.0, 0.5, 0.8, math.nan],
+        "unserved_rps": [0.0, 0.0, 0.0, math.nan], "chips.b200": [0, 8, 16, math.nan],
+        "chips.groq-lpu": [1152, 0, 0, math.nan], "chat.decode_silicon": ["sram", "hbm", "hbm", ""],
+    })  # fmt: skip
+    paths = sweep_charts(table, ["tpot_ms"], "grid", tmp_path)
+    assert sorted(p.name for p in paths) == [
+        "cost_vs_power.png",
+        "cost_vs_tpot_ms.png",
+        "fleet_mix_vs_tpot_ms.png",
+    ]
+
+
+def test_html_summary_escapes_text() -> None:
+    from planner.sweep import Axis, SweepResult
+
+    table = pd.DataFrame({
+        "scenario": [0], "tpot_ms": [5.0], "status": ["error"], "message": ["<script>alert(1)</script>"],
+        "total_cost_usd": [math.nan], "unserved_rps": [math.nan], "binding": [""], "path": [""],
+        "<b>w</b>.decode": ["x"],
+    })  # fmt: skip
+    result = SweepResult(
+        table, (Axis("tpot_ms", (5.0,)),), "grid", "<b>w</b>", {"demand": "<d>.csv"}
+    )
+    page = render(result, [])
+    assert "<script>" not in page and "&lt;script&gt;" in page
+    assert "<b>w</b>" not in page
