@@ -30,7 +30,13 @@ def main() -> None:
     tps = [1, 2, 4, 8]
     total = 0
     t0 = time.perf_counter()
-    for model_id in ["llama-3.1-8b", "llama-3.1-70b", "deepseek-v3", "qwen3-235b-a22b", "gpt-oss-120b"]:
+    for model_id in [
+        "llama-3.1-8b",
+        "llama-3.1-70b",
+        "deepseek-v3",
+        "qwen3-235b-a22b",
+        "gpt-oss-120b",
+    ]:
         spec = catalog.models[model_id]
         m = model_dims(spec)
         p = "fp8"
@@ -44,9 +50,13 @@ def main() -> None:
                 # shape (workloads, batches): one evaluation per element
                 ctx = (prompts + outputs / 2)[:, None]
                 step = decode_step(m, chip, batches[None, :], ctx, tp, 1, wb, kvb).total_ms
-                fits = batches[None, :] <= max_batch(m, chip, (prompts + outputs)[:, None], tp, 1, wb, kvb)
+                fits = batches[None, :] <= max_batch(
+                    m, chip, (prompts + outputs)[:, None], tp, 1, wb, kvb
+                )
                 pre = prefill(m, chip, prompts, tp, 1, wb, kvb).total_ms
-                assert step.shape == fits.shape == (n_workloads, len(batches)) and pre.shape == (n_workloads,)
+                assert step.shape == fits.shape == (n_workloads, len(batches)) and pre.shape == (
+                    n_workloads,
+                )
                 total += step.size
     dt = time.perf_counter() - t0
     print(f"evaluations: {total:,} (config x workload) in {dt:.3f} s")

@@ -62,20 +62,36 @@ SKUS = [
 ]
 
 
-def synthetic_data(seed: int = 0, models: int = 4, shapes: int = 10, variants: int = 24,
-                   n_periods: int = 12) -> PlanningData:
+def synthetic_data(
+    seed: int = 0, models: int = 4, shapes: int = 10, variants: int = 24, n_periods: int = 12
+) -> PlanningData:
     """A large PlanningData with realistic spread (see the module docstring)."""
     rng = np.random.default_rng(seed)
     periods = pd.DataFrame(
-        {"start": pd.date_range("2026-01-01", periods=n_periods, freq="MS"),
-         "hours": 730.0, "energy_load_factor": 0.65},
+        {
+            "start": pd.date_range("2026-01-01", periods=n_periods, freq="MS"),
+            "hours": 730.0,
+            "energy_load_factor": 0.65,
+        },
         index=pd.Index([f"2026-{i + 1:02d}" for i in range(n_periods)], name="period"),
     )
     skus = pd.DataFrame(
-        [{"sku": s[0], "chips_per_unit": s[1], "unit_price_usd": s[2], "all_in_w_per_chip": s[3],
-          "rent_usd_per_chip_hour": s[4], "first_buy_period": s[5], "lead_periods": s[6],
-          "lifetime_periods": 48, "supply_cap_units_per_period":
-              20.0 if s[1] >= 64 else (math.nan if s[0] != "cs3" else 4.0)} for s in SKUS]
+        [
+            {
+                "sku": s[0],
+                "chips_per_unit": s[1],
+                "unit_price_usd": s[2],
+                "all_in_w_per_chip": s[3],
+                "rent_usd_per_chip_hour": s[4],
+                "first_buy_period": s[5],
+                "lead_periods": s[6],
+                "lifetime_periods": 48,
+                "supply_cap_units_per_period": 20.0
+                if s[1] >= 64
+                else (math.nan if s[0] != "cs3" else 4.0),
+            }
+            for s in SKUS
+        ]
     ).set_index("sku")
     compute = np.array([s[7] for s in SKUS])
     memory = np.array([s[9] for s in SKUS])
@@ -95,16 +111,25 @@ def synthetic_data(seed: int = 0, models: int = 4, shapes: int = 10, variants: i
     run_usd_per_w = 1.3e-3 * (730 * 0.65 * 0.08 + 130)
     # newer generations do more per USD, within a realistic band
     generation = np.clip(0.8 + 0.25 * np.log2(np.maximum(compute, 0.25) + 1.0), 0.8, 1.4)
-    per_usd = {("hbm", "prefill"): 1.0, ("hbm", "decode"): 1.0, ("gddr", "prefill"): 0.9,
-               ("gddr", "decode"): 0.7, ("prefill", "prefill"): 1.4, ("sram", "decode"): 1.3,
-               ("wafer", "prefill"): 1.1, ("wafer", "decode"): 1.2}
+    per_usd = {
+        ("hbm", "prefill"): 1.0,
+        ("hbm", "decode"): 1.0,
+        ("gddr", "prefill"): 0.9,
+        ("gddr", "decode"): 0.7,
+        ("prefill", "prefill"): 1.4,
+        ("sram", "decode"): 1.3,
+        ("wafer", "prefill"): 1.1,
+        ("wafer", "decode"): 1.2,
+    }
     ref_cost = 8 * (usd_per_chip_period[0] + watts[0] * run_usd_per_w)
 
     def rates_for(cost: float, eff: dict[str, float], m: int, size: int) -> dict[str, np.ndarray]:
         scale = cost / ref_cost * (70.0 / model_gb[m])
         noise = rng.uniform(0.85, 1.15, size=(size, 2))
-        return {"prefill": 30.0 * scale * eff.get("prefill", 0.0) * 1024 / prompt[m] * noise[:, 0],
-                "decode": 2.0 * scale * eff.get("decode", 0.0) * 512 / output[m] * noise[:, 1]}
+        return {
+            "prefill": 30.0 * scale * eff.get("prefill", 0.0) * 1024 / prompt[m] * noise[:, 0],
+            "decode": 2.0 * scale * eff.get("decode", 0.0) * 512 / output[m] * noise[:, 1],
+        }
 
     cand_rows, unit_rows, rate_rows = [], [], []
     n_sku = len(SKUS)
@@ -126,12 +151,17 @@ def synthetic_data(seed: int = 0, models: int = 4, shapes: int = 10, variants: i
                     if kind[h] == "sram" and topo != "pd-decode":
                         continue
                     c = f"{topo}/m{m}/{SKUS[h][0]}/v{v}"
-                    eff = {p: per_usd.get((kind[h], p), 0.0) * generation[h] * par
-                           for p in ("prefill", "decode")}
+                    eff = {
+                        p: per_usd.get((kind[h], p), 0.0) * generation[h] * par
+                        for p in ("prefill", "decode")
+                    }
                     eff["decode"] *= batch
                     r = rates_for(cost, eff, m, shapes)
-                    phases = {"colocated": ("prefill", "decode"), "pd-prefill": ("prefill",),
-                              "pd-decode": ("decode",)}[topo]
+                    phases = {
+                        "colocated": ("prefill", "decode"),
+                        "pd-prefill": ("prefill",),
+                        "pd-decode": ("decode",),
+                    }[topo]
                     sla_ok = rng.random(shapes) > 0.05 * (v % 3) + 0.04 * (v // 3)
                     for s in range(shapes):
                         if sla_ok[s]:
@@ -148,8 +178,9 @@ def synthetic_data(seed: int = 0, models: int = 4, shapes: int = 10, variants: i
                     if lpus > 4096:
                         continue
                     c = f"afd/m{m}/{SKUS[h][0]}+{SKUS[g][0]}/v{v}"
-                    cost = gpus * (usd_per_chip_period[h] + watts[h] * run_usd_per_w) \
-                        + lpus * (usd_per_chip_period[g] + watts[g] * run_usd_per_w)
+                    cost = gpus * (usd_per_chip_period[h] + watts[h] * run_usd_per_w) + lpus * (
+                        usd_per_chip_period[g] + watts[g] * run_usd_per_w
+                    )
                     eff = {"decode": 1.25 * generation[h] * (1.0 + 0.1 * (v // 2))}
                     r = rates_for(cost, eff, m, shapes)
                     for s in range(shapes):
@@ -157,8 +188,9 @@ def synthetic_data(seed: int = 0, models: int = 4, shapes: int = 10, variants: i
                     cand_rows.append((c, "afd", float(gpus * watts[h] + lpus * watts[g]), ""))
                     unit_rows += [(c, SKUS[h][0], float(gpus)), (c, SKUS[g][0], float(lpus))]
 
-    candidates = pd.DataFrame(cand_rows, columns=["candidate", "topology", "power_w",
-                                                  "description"]).set_index("candidate")
+    candidates = pd.DataFrame(
+        cand_rows, columns=["candidate", "topology", "power_w", "description"]
+    ).set_index("candidate")
     units = pd.DataFrame(unit_rows, columns=["candidate", "sku", "chips"])
     rates = pd.DataFrame(rate_rows, columns=["candidate", "workload", "phase", "rate_rps"])
     base = rng.lognormal(mean=3.5, sigma=1.0, size=len(workloads))  # ~ 33 rps median
@@ -170,14 +202,28 @@ def synthetic_data(seed: int = 0, models: int = 4, shapes: int = 10, variants: i
             if t >= launch[i]:
                 d = float(base[i] * growth[i] ** t)
                 demand_rows.append((w, period, d, 0.6 * d))
-    demand = pd.DataFrame(demand_rows, columns=["workload", "period", "requests_per_s",
-                                                "mean_requests_per_s"])
+    demand = pd.DataFrame(
+        demand_rows, columns=["workload", "period", "requests_per_s", "mean_requests_per_s"]
+    )
     existing = pd.DataFrame(
-        [("h100-hgx", 2048, 6), ("h100-hgx", 1024, n_periods), ("mi300x", 512, 9),
-         ("l40s", 1024, 4)], columns=["sku", "chips", "retire_period"])
-    return PlanningData(periods=periods, skus=skus, candidates=candidates, units=units,
-                        rates=rates, demand=demand, existing=existing,
-                        settings=Settings(power_budget_mw=200.0))
+        [
+            ("h100-hgx", 2048, 6),
+            ("h100-hgx", 1024, n_periods),
+            ("mi300x", 512, 9),
+            ("l40s", 1024, 4),
+        ],
+        columns=["sku", "chips", "retire_period"],
+    )
+    return PlanningData(
+        periods=periods,
+        skus=skus,
+        candidates=candidates,
+        units=units,
+        rates=rates,
+        demand=demand,
+        existing=existing,
+        settings=Settings(power_budget_mw=200.0),
+    )
 
 
 def floor_solve(model, profile: SolverProfile) -> dict[str, float]:
@@ -193,8 +239,12 @@ def floor_solve(model, profile: SolverProfile) -> dict[str, float]:
         mip.setSolution(cm.n_cols, np.arange(cm.n_cols, dtype=np.int32), start)
     _run(mip, deadline - time.perf_counter())
     res = _result_from(mip, "highs", mip.getModelStatus(), is_mip=True)
-    return {"solve_s": time.perf_counter() - t0, "gap": res.gap or 0.0,
-            "objective": res.objective or math.nan, "status": res.status}
+    return {
+        "solve_s": time.perf_counter() - t0,
+        "gap": res.gap or 0.0,
+        "objective": res.objective or math.nan,
+        "status": res.status,
+    }
 
 
 def main() -> None:
@@ -207,8 +257,11 @@ def main() -> None:
     ap.add_argument("--gap", type=float, default=1e-3)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--relax", action="store_true", help="relax integer instance counts")
-    ap.add_argument("--no-limits", action="store_true",
-                    help="drop supply caps and the power budget (isolates their effect)")
+    ap.add_argument(
+        "--no-limits",
+        action="store_true",
+        help="drop supply caps and the power budget (isolates their effect)",
+    )
     ap.add_argument("--no-floor", action="store_true")
     args = ap.parse_args()
 
@@ -216,22 +269,30 @@ def main() -> None:
     data = synthetic_data(args.seed, args.models, args.shapes, args.variants)
     if args.relax:
         data = dataclasses.replace(
-            data, settings=data.settings.model_copy(update={"relax_instances": True}))
+            data, settings=data.settings.model_copy(update={"relax_instances": True})
+        )
     if args.no_limits:
         data = dataclasses.replace(
-            data, skus=data.skus.assign(supply_cap_units_per_period=math.nan),
-            settings=data.settings.model_copy(update={"power_budget_mw": None}))
+            data,
+            skus=data.skus.assign(supply_cap_units_per_period=math.nan),
+            settings=data.settings.model_copy(update={"power_budget_mw": None}),
+        )
     gen_s = time.perf_counter() - t0
-    print(f"data: {len(data.skus)} SKUs, {data.demand['workload'].nunique()} workloads, "
-          f"{len(data.periods)} periods, {len(data.candidates)} candidates, "
-          f"{len(data.rates)} rate rows (candidate x workload x phase) [{gen_s:.1f} s]")
+    print(
+        f"data: {len(data.skus)} SKUs, {data.demand['workload'].nunique()} workloads, "
+        f"{len(data.periods)} periods, {len(data.candidates)} candidates, "
+        f"{len(data.rates)} rate rows (candidate x workload x phase) [{gen_s:.1f} s]"
+    )
 
-    profile = SolverProfile(solver="highs", mip_rel_gap=args.gap,
-                            time_limit_s=args.time_limit, threads=args.threads)
+    profile = SolverProfile(
+        solver="highs", mip_rel_gap=args.gap, time_limit_s=args.time_limit, threads=args.threads
+    )
     model = build_model(data)
     size = model_size(model)
-    print(f"model: {size['variables']} variables ({size['integer_variables']} integer), "
-          f"{size['constraints']} constraints")
+    print(
+        f"model: {size['variables']} variables ({size['integer_variables']} integer), "
+        f"{size['constraints']} constraints"
+    )
     result = solve(model, profile)
     t = result.timings
     build_s = float(model.build_s)
@@ -242,15 +303,21 @@ def main() -> None:
     print(f"status {result.status} ({result.message}), objective {objective}, gap {result.gap}")
     print(f"  build      {build_s:7.2f} s  (Pyomo model from PlanningData)")
     print(f"  transfer   {transfer_s:7.2f} s  (standard-form compile, passModel, write-back)")
-    print(f"  HiGHS      {highs_s:7.2f} s  (LP {t.get('lp_s', 0):.2f}, start "
-          f"{t.get('start_s', 0):.2f}, MIP {t.get('mip_s', 0):.2f})")
-    print(f"  total      {total:7.2f} s;  build + transfer = "
-          f"{(build_s + transfer_s) / max(highs_s, 1e-9):.2f} x HiGHS")
+    print(
+        f"  HiGHS      {highs_s:7.2f} s  (LP {t.get('lp_s', 0):.2f}, start "
+        f"{t.get('start_s', 0):.2f}, MIP {t.get('mip_s', 0):.2f})"
+    )
+    print(
+        f"  total      {total:7.2f} s;  build + transfer = "
+        f"{(build_s + transfer_s) / max(highs_s, 1e-9):.2f} x HiGHS"
+    )
     if not args.no_floor:
         floor = floor_solve(model, profile)
-        print(f"floor (highspy alone on the same arrays, same procedure): "
-              f"{floor['solve_s']:.2f} s, status {floor['status']}, gap {floor['gap']:.2e}, "
-              f"objective {floor['objective']:.6g}")
+        print(
+            f"floor (highspy alone on the same arrays, same procedure): "
+            f"{floor['solve_s']:.2f} s, status {floor['status']}, gap {floor['gap']:.2e}, "
+            f"objective {floor['objective']:.6g}"
+        )
 
 
 if __name__ == "__main__":

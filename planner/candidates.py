@@ -49,7 +49,7 @@ from planner.perf.specs import (
     model_dims,
     weight_bytes_per_param,
 )
-from planner.perf.topology import SRAM_HEADROOM
+from planner.perf.topology import SRAM_HEADROOM, Group
 
 BATCH_GRID = np.array(
     [1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024], dtype=float
@@ -92,22 +92,6 @@ class CandidateSet:
 # --------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class GroupSpec:
-    sku: str
-    tp: int
-    pp: int
-    chip: ChipSpec
-
-    @property
-    def chips(self) -> int:
-        return self.tp * self.pp
-
-    @property
-    def label(self) -> str:
-        return f"{self.sku}:tp{self.tp}" + (f"pp{self.pp}" if self.pp > 1 else "")
-
-
 def hardware_groups(
     m: ModelDims,
     chip: ChipSpec,
@@ -115,7 +99,7 @@ def hardware_groups(
     params: float,
     tp_options: Iterable[int],
     sram_headroom: float = SRAM_HEADROOM,
-) -> list[GroupSpec]:
+) -> list[Group]:
     """tp x pp layouts worth trying for holding `params` on `chip`.
 
     GPUs: every allowed tp inside the scale-up domain from the smallest that holds the
@@ -127,7 +111,7 @@ def hardware_groups(
     if chip.is_sram:
         need = chips_for_weights(params, w_bytes, chip, headroom=sram_headroom)
         tp = min(domain, need)
-        return [GroupSpec(chip.sku, tp, math.ceil(need / tp), chip)]
+        return [Group(chip, tp, math.ceil(need / tp))]
     out = []
     for tp in sorted(set(tp_options)):
         if tp > domain:
@@ -135,7 +119,7 @@ def hardware_groups(
         pp = max(1, math.ceil(need / tp))
         if pp > 1 and tp < domain:
             continue  # pipeline only once the whole domain is used
-        out.append(GroupSpec(chip.sku, tp, pp, chip))
+        out.append(Group(chip, tp, pp))
     return out
 
 
@@ -164,7 +148,7 @@ class Shapes:
         return self.prompt + self.output
 
 
-def prefill_service(m: ModelDims, g: GroupSpec, s: Shapes, wb: float, kvb: float) -> np.ndarray:
+def prefill_service(m: ModelDims, g: Group, s: Shapes, wb: float, kvb: float) -> np.ndarray:
     return np.asarray(prefill(m, g.chip, s.prompt[:, 0], g.tp, g.pp, wb, kvb).total_ms, dtype=float)
 
 
@@ -188,7 +172,7 @@ def best_batch(tpot: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
 
 def plain_decode_grid(
-    m: ModelDims, g: GroupSpec, s: Shapes, wb: float, kvb: float, tokens_per_seq: float = 1.0
+    m: ModelDims, g: Group, s: Shapes, wb: float, kvb: float, tokens_per_seq: float = 1.0
 ) -> tuple[np.ndarray, np.ndarray]:
     """Step time (n, B) and memory fit (n, B) for the batch grid."""
     b = BATCH_GRID[None, :]
@@ -227,14 +211,14 @@ def _rows(
     return out
 
 
-def _units(*groups: GroupSpec) -> dict[str, int]:
+def _units(*groups: Group) -> dict[str, int]:
     u: dict[str, int] = {}
     for g in groups:
         u[g.sku] = u.get(g.sku, 0) + g.chips
     return u
 
 
-def _power(*groups: GroupSpec) -> float:
+def _power(*groups: Group) -> float:
     return float(sum(g.chips * g.chip.all_in_w for g in groups))
 
 
@@ -362,7 +346,7 @@ def enumerate_model(
 
 
 def _spec_rows(
-    m: ModelDims, spec: ModelSpec, g: GroupSpec, s: Shapes, wb: float, kvb: float,
+    m: ModelDims, spec: ModelSpec, g: Group, s: Shapes, wb: float, kvb: float,
     target_step: np.ndarray, fits: np.ndarray, tag: str, catalog: Catalog, opts: CandidateOptions,
     precision: str,
 ) -> list[dict]:  # fmt: skip
@@ -405,7 +389,7 @@ def _spec_rows(
 
 
 def _afd_rows(
-    m: ModelDims, ag: GroupSpec, fg: GroupSpec, s: Shapes, wb: float, kvb: float, tag: str,
+    m: ModelDims, ag: Group, fg: Group, s: Shapes, wb: float, kvb: float, tag: str,
     spec: ModelSpec, precision: str, opts: CandidateOptions,
 ) -> list[dict]:  # fmt: skip
     attn_params = m.attn_params + m.lm_head_params

@@ -524,7 +524,11 @@ def mip_start_from_relaxation(
 
 
 def _round_group(
-    lp: highspy.Highs, cm: CompiledModel, cols: np.ndarray, held: np.ndarray, x: np.ndarray,
+    lp: highspy.Highs,
+    cm: CompiledModel,
+    cols: np.ndarray,
+    held: np.ndarray,
+    x: np.ndarray,
     deadline: float,
 ) -> np.ndarray | None:
     """Fix one integer group (steps 1-3 of mip_start_from_relaxation); the LP solution."""
@@ -584,7 +588,9 @@ def _blocking(
     return candidates[lowered < fixed_at - 1e-7]
 
 
-def _sharing_a_row(cm: CompiledModel, cols: np.ndarray, among: np.ndarray, hops: int = 3) -> np.ndarray:
+def _sharing_a_row(
+    cm: CompiledModel, cols: np.ndarray, among: np.ndarray, hops: int = 3
+) -> np.ndarray:
     """Columns of `among` reachable from `cols` through shared rows, via continuous columns.
 
     Three hops reach what a rounded-down instance's routing touches: its time-budget row

@@ -53,8 +53,13 @@ def candidate(
     topology: str = "colocated",
 ) -> dict[str, Any]:
     """One candidate: chips of each SKU per instance, and rate_rps per (workload, phase)."""
-    return {"candidate": name, "units": dict(units), "rates": dict(rates),
-            "power_w": power_w, "topology": topology}
+    return {
+        "candidate": name,
+        "units": dict(units),
+        "rates": dict(rates),
+        "power_w": power_w,
+        "topology": topology,
+    }
 
 
 def both(workload: str, rate_prefill: float, rate_decode: float) -> dict[tuple[str, str], float]:
@@ -87,8 +92,12 @@ def make_data(
     sku_df = pd.DataFrame(list(skus)).set_index("sku")
     cand_df = pd.DataFrame(
         [
-            {"candidate": c["candidate"], "topology": c["topology"], "power_w": c["power_w"],
-             "description": ""}
+            {
+                "candidate": c["candidate"],
+                "topology": c["topology"],
+                "power_w": c["power_w"],
+                "description": "",
+            }
             for c in candidates
         ],
         columns=["candidate", "topology", "power_w", "description"],
@@ -127,14 +136,20 @@ def with_settings(data: PlanningData, **changes: Any) -> PlanningData:
     """The same data with some settings changed."""
     merged = data.settings.model_dump() | changes
     return PlanningData(
-        periods=data.periods, skus=data.skus, candidates=data.candidates, units=data.units,
-        rates=data.rates, demand=data.demand, existing=data.existing,
+        periods=data.periods,
+        skus=data.skus,
+        candidates=data.candidates,
+        units=data.units,
+        rates=data.rates,
+        demand=data.demand,
+        existing=data.existing,
         settings=Settings(**merged),
     )
 
 
-def random_data(seed: int, *, n_skus: int = 2, n_cands: int = 2, n_periods: int = 2,
-                **settings: Any) -> PlanningData:
+def random_data(
+    seed: int, *, n_skus: int = 2, n_cands: int = 2, n_periods: int = 2, **settings: Any
+) -> PlanningData:
     """A tiny seeded random fleet: pd-style candidates (prefill-only / decode-only pools).
 
     Pure-phase candidates keep the served amount closed-form for the brute-force oracle:
@@ -142,24 +157,44 @@ def random_data(seed: int, *, n_skus: int = 2, n_cands: int = 2, n_periods: int 
     """
     rng = np.random.default_rng(seed)
     sku_rows = [
-        sku(f"h{i}", chips_per_unit=int(rng.choice([2, 4, 8])),
+        sku(
+            f"h{i}",
+            chips_per_unit=int(rng.choice([2, 4, 8])),
             price_usd=float(rng.integers(1, 10)) * 1e5,
-            lead=int(rng.integers(0, 2)), life=int(rng.integers(1, n_periods + 2)),
-            first_buy=int(rng.integers(0, 2)))
+            lead=int(rng.integers(0, 2)),
+            life=int(rng.integers(1, n_periods + 2)),
+            first_buy=int(rng.integers(0, 2)),
+        )
         for i in range(n_skus)
     ]
     cands = []
     for j in range(n_cands):
         h = f"h{rng.integers(0, n_skus)}"
         phase = "prefill" if j % 2 == 0 else "decode"
-        cands.append(candidate(
-            f"c{j}", units={h: float(rng.choice([1, 2, 4]))},
-            rates={("w", phase): float(rng.integers(2, 12))},
-            power_w=float(rng.integers(1, 8)) * 1000.0, topology="pd"))
+        cands.append(
+            candidate(
+                f"c{j}",
+                units={h: float(rng.choice([1, 2, 4]))},
+                rates={("w", phase): float(rng.integers(2, 12))},
+                power_w=float(rng.integers(1, 8)) * 1000.0,
+                topology="pd",
+            )
+        )
     demand = {"w": [float(rng.integers(1, 25)) for _ in range(n_periods)]}
     existing = []
     if rng.random() < 0.5:
-        existing.append({"sku": "h0", "chips": int(rng.integers(1, 9)),
-                         "retire_period": int(rng.integers(1, n_periods + 1))})
-    return make_data(skus=sku_rows, candidates=cands, demand=demand, n_periods=n_periods,
-                     existing=existing, **settings)
+        existing.append(
+            {
+                "sku": "h0",
+                "chips": int(rng.integers(1, 9)),
+                "retire_period": int(rng.integers(1, n_periods + 1)),
+            }
+        )
+    return make_data(
+        skus=sku_rows,
+        candidates=cands,
+        demand=demand,
+        n_periods=n_periods,
+        existing=existing,
+        **settings,
+    )

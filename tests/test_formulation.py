@@ -32,9 +32,11 @@ def one_sku(**kw: object) -> list[dict]:
 
 def test_colocated_instances_units_and_cost_by_hand() -> None:
     # 40 req/s, each needs 1/10 s of prefill and 1/5 s of decode time of one instance.
-    data = make_data(skus=one_sku(),
-                     candidates=[candidate("c4", units={"g": 4}, rates=both("w", 10, 5))],
-                     demand={"w": 40})
+    data = make_data(
+        skus=one_sku(),
+        candidates=[candidate("c4", units={"g": 4}, rates=both("w", 10, 5))],
+        demand={"w": 40},
+    )
     plan = solve_plan(data, "exact")
     instances = math.ceil(40 * (1 / 10 + 1 / 5) / UTIL)  # 14
     units = math.ceil(instances * 4 / 8)  # 7
@@ -47,12 +49,11 @@ def test_colocated_instances_units_and_cost_by_hand() -> None:
 
 
 def test_pd_pools_are_sized_separately() -> None:
-    pre = candidate("pre", units={"g": 2}, rates={("w", "prefill"): 20}, power_w=1_500,
-                    topology="pd")
-    dec = candidate("dec", units={"g": 4}, rates={("w", "decode"): 3}, power_w=3_000,
-                    topology="pd")
-    plan = solve_plan(make_data(skus=one_sku(), candidates=[pre, dec], demand={"w": 30}),
-                      "exact")
+    pre = candidate(
+        "pre", units={"g": 2}, rates={("w", "prefill"): 20}, power_w=1_500, topology="pd"
+    )
+    dec = candidate("dec", units={"g": 4}, rates={("w", "decode"): 3}, power_w=3_000, topology="pd")
+    plan = solve_plan(make_data(skus=one_sku(), candidates=[pre, dec], demand={"w": 30}), "exact")
     n_pre = math.ceil(30 / (20 * UTIL))  # 2
     n_dec = math.ceil(30 / (3 * UTIL))  # 12
     units = math.ceil((2 * n_pre + 4 * n_dec) / 8)  # 52 chips -> 7
@@ -89,8 +90,9 @@ def test_buy_versus_rent_crossover(n_periods: int, rents: bool) -> None:
     # period: renting wins while n x 11,680 < 100,000, i.e. up to 8 periods.
     skus = [sku("g", chips_per_unit=8, price_usd=100_000, rent_usd_per_chip_hour=2.0)]
     cand = candidate("c", units={"g": 8}, rates=both("w", 10, 10), power_w=1_000)
-    plan = solve_plan(make_data(skus=skus, candidates=[cand], demand={"w": 1},
-                                n_periods=n_periods), "exact")
+    plan = solve_plan(
+        make_data(skus=skus, candidates=[cand], demand={"w": 1}, n_periods=n_periods), "exact"
+    )
     rent_cost = n_periods * 8 * 2.0 * 730
     assert (rent_cost < 100_000) == rents
     assert plan.rentals.empty != rents
@@ -100,8 +102,12 @@ def test_buy_versus_rent_crossover(n_periods: int, rents: bool) -> None:
 
 
 def test_lead_time_leaves_first_period_unserved() -> None:
-    data = make_data(skus=one_sku(lead=1), n_periods=2, demand={"w": 10},
-                     candidates=[candidate("c", units={"g": 8}, rates=both("w", 40, 40))])
+    data = make_data(
+        skus=one_sku(lead=1),
+        n_periods=2,
+        demand={"w": 10},
+        candidates=[candidate("c", units={"g": 8}, rates=both("w", 40, 40))],
+    )
     plan = solve_plan(data, "exact")  # 10 x (1/40 + 1/40) / 0.9 -> 1 instance
     assert plan.purchases[["period", "units"]].values.tolist() == [["p0", 1]]
     assert plan.unserved[["period", "requests_per_s"]].values.tolist() == [["p0", 10.0]]
@@ -109,8 +115,12 @@ def test_lead_time_leaves_first_period_unserved() -> None:
 
 
 def test_availability_date_blocks_early_purchases() -> None:
-    data = make_data(skus=one_sku(first_buy=1), n_periods=2, demand={"w": 10},
-                     candidates=[candidate("c", units={"g": 8}, rates=both("w", 40, 40))])
+    data = make_data(
+        skus=one_sku(first_buy=1),
+        n_periods=2,
+        demand={"w": 10},
+        candidates=[candidate("c", units={"g": 8}, rates=both("w", 40, 40))],
+    )
     model = build_model(data)
     assert list(model.v_buy) == [("g", "p1")]  # no variable before the SKU is buyable
     plan = solve_plan(data, "exact")
@@ -119,9 +129,13 @@ def test_availability_date_blocks_early_purchases() -> None:
 
 
 def test_retirement_triggers_a_purchase_when_the_old_fleet_leaves() -> None:
-    data = make_data(skus=one_sku(), n_periods=3, demand={"w": 10},
-                     existing=[{"sku": "g", "chips": 8, "retire_period": 2}],
-                     candidates=[candidate("c", units={"g": 8}, rates=both("w", 40, 40))])
+    data = make_data(
+        skus=one_sku(),
+        n_periods=3,
+        demand={"w": 10},
+        existing=[{"sku": "g", "chips": 8, "retire_period": 2}],
+        candidates=[candidate("c", units={"g": 8}, rates=both("w", 40, 40))],
+    )
     plan = solve_plan(data, "exact")
     assert plan.purchases[["period", "units"]].values.tolist() == [["p2", 1]]
     assert plan.unserved.empty
@@ -129,17 +143,24 @@ def test_retirement_triggers_a_purchase_when_the_old_fleet_leaves() -> None:
 
 
 def test_lifetime_forces_a_repurchase() -> None:
-    data = make_data(skus=one_sku(life=1), n_periods=2, demand={"w": 10},
-                     candidates=[candidate("c", units={"g": 8}, rates=both("w", 40, 40))])
+    data = make_data(
+        skus=one_sku(life=1),
+        n_periods=2,
+        demand={"w": 10},
+        candidates=[candidate("c", units={"g": 8}, rates=both("w", 40, 40))],
+    )
     plan = solve_plan(data, "exact")
     assert plan.purchases[["period", "units"]].values.tolist() == [["p0", 1], ["p1", 1]]
 
 
 def test_existing_fleet_is_used_before_buying() -> None:
     rates = both("w", 20, 20)  # 0.1 s per request: 50 req/s need ceil(5 / 0.9) = 6
-    data = make_data(skus=one_sku(), demand={"w": 50},
-                     existing=[{"sku": "g", "chips": 32, "retire_period": 1}],
-                     candidates=[candidate("c", units={"g": 8}, rates=rates)])
+    data = make_data(
+        skus=one_sku(),
+        demand={"w": 50},
+        existing=[{"sku": "g", "chips": 32, "retire_period": 1}],
+        candidates=[candidate("c", units={"g": 8}, rates=rates)],
+    )
     plan = solve_plan(data, "exact")
     instances = math.ceil(50 * (1 / 20 + 1 / 20) / UTIL)  # 6 -> 48 chips
     units = math.ceil((instances * 8 - 32) / 8)  # 2
@@ -148,10 +169,14 @@ def test_existing_fleet_is_used_before_buying() -> None:
 
 
 def _hungry_and_efficient(**settings: object):
-    skus = [sku("a", chips_per_unit=8, price_usd=100_000), sku("b", chips_per_unit=8,
-                                                                price_usd=300_000)]
-    cands = [candidate("on_a", units={"a": 8}, rates=both("w", 20, 20), power_w=8_000),
-             candidate("on_b", units={"b": 8}, rates=both("w", 20, 20), power_w=2_000)]
+    skus = [
+        sku("a", chips_per_unit=8, price_usd=100_000),
+        sku("b", chips_per_unit=8, price_usd=300_000),
+    ]
+    cands = [
+        candidate("on_a", units={"a": 8}, rates=both("w", 20, 20), power_w=8_000),
+        candidate("on_b", units={"b": 8}, rates=both("w", 20, 20), power_w=2_000),
+    ]
     # 36 req/s x 0.1 s / 0.9 = 4 instances
     return make_data(skus=skus, candidates=cands, demand={"w": 36}, **settings)
 
@@ -189,8 +214,12 @@ def test_peak_power_cap_is_an_epsilon_constraint() -> None:
 
 
 def test_supply_cap_limits_purchases_per_period() -> None:
-    data = make_data(skus=one_sku(cap_units=1), n_periods=2, demand={"w": [20, 20]},
-                     candidates=[candidate("c", units={"g": 8}, rates=both("w", 20, 20))])
+    data = make_data(
+        skus=one_sku(cap_units=1),
+        n_periods=2,
+        demand={"w": [20, 20]},
+        candidates=[candidate("c", units={"g": 8}, rates=both("w", 20, 20))],
+    )
     # 20 req/s x 0.1 s / 0.9 = 3 instances = 3 units; only 1 arrives per period.
     plan = solve_plan(data, "exact")
     assert plan.purchases["units"].tolist() == [1, 1]
@@ -200,18 +229,26 @@ def test_supply_cap_limits_purchases_per_period() -> None:
 
 
 def test_capex_budget_per_period() -> None:
-    data = make_data(skus=one_sku(), n_periods=2, demand={"w": [10, 10]},
-                     capex_budget_usd_per_period=800_000,
-                     candidates=[candidate("c", units={"g": 8}, rates=both("w", 10, 10))])
+    data = make_data(
+        skus=one_sku(),
+        n_periods=2,
+        demand={"w": [10, 10]},
+        capex_budget_usd_per_period=800_000,
+        candidates=[candidate("c", units={"g": 8}, rates=both("w", 10, 10))],
+    )
     plan = solve_plan(data, "exact")  # 3 instances needed, 1 unit affordable per period
     assert plan.purchases["units"].tolist() == [1, 1]
     assert plan.costs["capex_usd"].max() <= 800_000 + 1e-6
 
 
 def test_amortized_capex_charges_price_over_lifetime() -> None:
-    data = make_data(skus=one_sku(life=10), n_periods=2, demand={"w": 40},
-                     cost_basis="amortized",
-                     candidates=[candidate("c4", units={"g": 4}, rates=both("w", 10, 5))])
+    data = make_data(
+        skus=one_sku(life=10),
+        n_periods=2,
+        demand={"w": 40},
+        cost_basis="amortized",
+        candidates=[candidate("c4", units={"g": 4}, rates=both("w", 10, 5))],
+    )
     plan = solve_plan(data, "exact")
     per_unit_period = 800_000 * 730 / (10 * 730)
     assert plan.costs["capex_usd"].tolist() == pytest.approx([7 * per_unit_period] * 2)
@@ -219,8 +256,12 @@ def test_amortized_capex_charges_price_over_lifetime() -> None:
 
 
 def test_energy_uses_the_load_factor() -> None:
-    data = make_data(skus=one_sku(), demand={"w": 40}, load_factor=0.5,
-                     candidates=[candidate("c4", units={"g": 4}, rates=both("w", 10, 5))])
+    data = make_data(
+        skus=one_sku(),
+        demand={"w": 40},
+        load_factor=0.5,
+        candidates=[candidate("c4", units={"g": 4}, rates=both("w", 10, 5))],
+    )
     plan = solve_plan(data, "exact")
     kw = 14 * 4_000 * 1.3 / 1e3
     assert plan.costs["energy_usd"].iloc[0] == pytest.approx(kw * 730 * 0.5 * 0.08)
@@ -228,13 +269,18 @@ def test_energy_uses_the_load_factor() -> None:
 
 
 def test_relaxed_instances_report_rounding() -> None:
-    data = make_data(skus=one_sku(), demand={"w": 40}, relax_instances=True,
-                     candidates=[candidate("c4", units={"g": 4}, rates=both("w", 10, 5))])
+    data = make_data(
+        skus=one_sku(),
+        demand={"w": 40},
+        relax_instances=True,
+        candidates=[candidate("c4", units={"g": 4}, rates=both("w", 10, 5))],
+    )
     plan = solve_plan(data, "exact")
     assert plan.instances_relaxed
     assert plan.instances["count"].iloc[0] == pytest.approx(40 * 0.3 / UTIL)
     assert plan.rounding[["relaxed_count", "rounded_count"]].values.tolist() == [
-        [pytest.approx(40 * 0.3 / UTIL), 14]]
+        [pytest.approx(40 * 0.3 / UTIL), 14]
+    ]
 
 
 def test_workload_without_candidate_for_a_phase_is_well_formed() -> None:
@@ -252,22 +298,32 @@ def test_workload_without_candidate_for_a_phase_is_well_formed() -> None:
 def test_golden_model_size() -> None:
     """Pinned counts for one small fixture: a change in the formulation shows up here."""
     skus = [sku("a", rent_usd_per_chip_hour=3.0), sku("b", first_buy=1, lead=1)]
-    cands = [candidate("col", units={"a": 4}, rates=both("w", 10, 5)),
-             candidate("pre", units={"b": 2}, rates={("w", "prefill"): 30}, topology="pd"),
-             candidate("dec", units={"a": 2, "b": 2}, rates={("w", "decode"): 4},
-                       topology="afd")]
-    data = make_data(skus=skus, candidates=cands, demand={"w": [5, 6, 7]}, n_periods=3,
-                     existing=[{"sku": "b", "chips": 8, "retire_period": 1}],
-                     power_budget_mw=1.0, capex_budget_usd=5e6)
+    cands = [
+        candidate("col", units={"a": 4}, rates=both("w", 10, 5)),
+        candidate("pre", units={"b": 2}, rates={("w", "prefill"): 30}, topology="pd"),
+        candidate("dec", units={"a": 2, "b": 2}, rates={("w", "decode"): 4}, topology="afd"),
+    ]
+    data = make_data(
+        skus=skus,
+        candidates=cands,
+        demand={"w": [5, 6, 7]},
+        n_periods=3,
+        existing=[{"sku": "b", "chips": 8, "retire_period": 1}],
+        power_budget_mw=1.0,
+        capex_budget_usd=5e6,
+    )
     size = model_size(build_model(data))
     # b exists in p0 only (retires at 1), is bought from p1 and arrives a period later, so
     # candidates needing b have no instances in p1.
     # buys: a in p0..p2, b in p1 (p2 would arrive after the horizon) = 4; fleet 2 x 3;
     # rent a x 3; instances col 3 + pre 2 + dec 2 = 7; loads col 2 x 3 + pre 2 + dec 2 = 10;
     # unserved 3.
-    assert size == {"variables": 4 + 6 + 3 + 7 + 10 + 3, "integer_variables": 4 + 7,
-                    # demand 6, time 7, colocated 3, fit a 3 + b 2, fleet 6, power 3, capex 1
-                    "constraints": 6 + 7 + 3 + 5 + 6 + 3 + 1}
+    assert size == {
+        "variables": 4 + 6 + 3 + 7 + 10 + 3,
+        "integer_variables": 4 + 7,
+        # demand 6, time 7, colocated 3, fit a 3 + b 2, fleet 6, power 3, capex 1
+        "constraints": 6 + 7 + 3 + 5 + 6 + 3 + 1,
+    }
 
 
 def test_bad_phase_is_reported_before_the_build() -> None:

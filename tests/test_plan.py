@@ -17,23 +17,44 @@ EXACT = SolverProfile(solver="highs", mip_rel_gap=0.0, time_limit_s=60)
 
 def micro(**settings: object) -> PlanningData:
     """14 instances of 4 chips serve 40 req/s: 7 units of 800k (see test_formulation)."""
-    return make_data(skus=[sku("g", chips_per_unit=8, price_usd=800_000)],
-                     candidates=[candidate("c4", units={"g": 4}, rates=both("w", 10, 5))],
-                     demand={"w": 40}, **settings)
+    return make_data(
+        skus=[sku("g", chips_per_unit=8, price_usd=800_000)],
+        candidates=[candidate("c4", units={"g": 4}, rates=both("w", 10, 5))],
+        demand={"w": 40},
+        **settings,
+    )
 
 
 def mixed() -> PlanningData:
     """Two SKUs (one rentable), colocated + PD pools, three periods, an existing fleet."""
-    skus = [sku("a", rent_usd_per_chip_hour=3.0, price_usd=400_000),
-            sku("b", chips_per_unit=4, price_usd=250_000, lead=1)]
-    cands = [candidate("col", units={"a": 4}, rates=both("w", 10, 5)),
-             candidate("pre", units={"b": 2}, rates={("w", "prefill"): 30, ("v", "prefill"): 8},
-                       topology="pd", power_w=1_500),
-             candidate("dec", units={"a": 2}, rates={("w", "decode"): 4, ("v", "decode"): 2},
-                       topology="pd", power_w=2_500)]
-    return make_data(skus=skus, candidates=cands, n_periods=3,
-                     demand={"w": [10, 20, 30], "v": [5, 5, 12]},
-                     existing=[{"sku": "a", "chips": 8, "retire_period": 2}])
+    skus = [
+        sku("a", rent_usd_per_chip_hour=3.0, price_usd=400_000),
+        sku("b", chips_per_unit=4, price_usd=250_000, lead=1),
+    ]
+    cands = [
+        candidate("col", units={"a": 4}, rates=both("w", 10, 5)),
+        candidate(
+            "pre",
+            units={"b": 2},
+            rates={("w", "prefill"): 30, ("v", "prefill"): 8},
+            topology="pd",
+            power_w=1_500,
+        ),
+        candidate(
+            "dec",
+            units={"a": 2},
+            rates={("w", "decode"): 4, ("v", "decode"): 2},
+            topology="pd",
+            power_w=2_500,
+        ),
+    ]
+    return make_data(
+        skus=skus,
+        candidates=cands,
+        n_periods=3,
+        demand={"w": [10, 20, 30], "v": [5, 5, 12]},
+        existing=[{"sku": "a", "chips": 8, "retire_period": 2}],
+    )
 
 
 # -- tables -------------------------------------------------------------------------------
@@ -44,8 +65,9 @@ def test_tables_have_their_schemas() -> None:
     for name, schema in TABLE_SCHEMAS.items():
         table = getattr(plan, name)
         assert list(table.columns) == list(schema), name
-        assert [str(t) for t in table.dtypes] == [pd.Series(dtype=d).dtype.name
-                                                  for d in schema.values()], name
+        assert [str(t) for t in table.dtypes] == [
+            pd.Series(dtype=d).dtype.name for d in schema.values()
+        ], name
 
 
 def test_tables_are_consistent() -> None:
@@ -64,20 +86,23 @@ def test_tables_are_consistent() -> None:
     parts = costs[["capex_usd", "rental_usd", "energy_usd", "hosting_usd"]].sum(axis=1)
     assert costs["total_usd"].tolist() == pytest.approx(parts.tolist())
     assert plan.power["facility_mw"].tolist() == pytest.approx(
-        (plan.power["it_mw"] * data.settings.pue).tolist())
+        (plan.power["it_mw"] * data.settings.pue).tolist()
+    )
     # v's prefill pool needs b, which arrives one period after its first purchase.
     assert plan.unserved[["workload", "period"]].values.tolist() == [["v", "p0"]]
     assert plan.objective == pytest.approx(
-        plan.total_cost_usd + plan.penalty_usd_per_rps * plan.unserved_rps, rel=1e-8)
+        plan.total_cost_usd + plan.penalty_usd_per_rps * plan.unserved_rps, rel=1e-8
+    )
 
 
 def test_micro_plan_tables_by_hand() -> None:
     plan = solve_plan(micro(), EXACT)
     assert plan.purchases.to_dict("records") == [
-        {"sku": "g", "period": "p0", "units": 7, "chips": 56, "capex_usd": 5_600_000.0}]
+        {"sku": "g", "period": "p0", "units": 7, "chips": 56, "capex_usd": 5_600_000.0}
+    ]
     assert plan.fleet.to_dict("records") == [
-        {"sku": "g", "period": "p0", "owned_chips": 56.0, "rented_chips": 0.0,
-         "used_chips": 56.0}]
+        {"sku": "g", "period": "p0", "owned_chips": 56.0, "rented_chips": 0.0, "used_chips": 56.0}
+    ]
     assert plan.routing["load_rps"].tolist() == [40.0, 40.0]
     assert plan.utilization["busy_fraction"].iloc[0] == pytest.approx(40 * 0.3 / 14)
     assert plan.power["it_mw"].iloc[0] == pytest.approx(14 * 4_000 / 1e6)
@@ -134,7 +159,8 @@ def test_capex_budget_is_named_with_the_amount_it_must_move() -> None:
     assert plan.unserved_rps == pytest.approx(10.0)
     why = explain_unserved(plan, data, EXACT)
     assert why[["workload", "cause", "limit"]].values.tolist() == [
-        ["w", "limit", "capex_budget_usd"]]
+        ["w", "limit", "capex_budget_usd"]
+    ]
     row = why.iloc[0]
     assert row["current"] == 4_000_000
     assert row["needed"] == pytest.approx(5_600_000)
@@ -154,17 +180,28 @@ def test_power_budget_is_named_with_the_megawatts_needed() -> None:
 
 
 def test_supply_cap_is_named() -> None:
-    data = make_data(skus=[sku("g", cap_units=1)], n_periods=2, demand={"w": 20},
-                     candidates=[candidate("c", units={"g": 8}, rates=both("w", 20, 20))])
+    data = make_data(
+        skus=[sku("g", cap_units=1)],
+        n_periods=2,
+        demand={"w": 20},
+        candidates=[candidate("c", units={"g": 8}, rates=both("w", 20, 20))],
+    )
     plan = solve_plan(data, EXACT)  # 3 units needed, 1 arrives per period
     why = explain_unserved(plan, data, EXACT).iloc[0]
     assert (why["limit"], why["current"], why["needed"]) == (
-        "supply_cap_units_per_period", 1.0, 3.0)
+        "supply_cap_units_per_period",
+        1.0,
+        3.0,
+    )
 
 
 def test_no_candidate_and_not_available_are_reported() -> None:
-    data = make_data(skus=[sku("g", first_buy=1)], n_periods=2, demand={"w": 10, "v": 3},
-                     candidates=[candidate("c", units={"g": 8}, rates=both("w", 40, 40))])
+    data = make_data(
+        skus=[sku("g", first_buy=1)],
+        n_periods=2,
+        demand={"w": 10, "v": 3},
+        candidates=[candidate("c", units={"g": 8}, rates=both("w", 40, 40))],
+    )
     plan = solve_plan(data, EXACT)
     why = explain_unserved(plan, data, EXACT).set_index("workload")
     assert why.loc["v", "cause"] == "no_candidate"
@@ -190,13 +227,17 @@ def test_limit_that_binds_partly() -> None:
 def test_limits_that_bind_only_together() -> None:
     # Capex 1.6M and a supply cap of 2 units both stop at 2 units: lifting either alone
     # changes nothing.
-    data = make_data(skus=[sku("g", cap_units=2)], demand={"w": 40},
-                     capex_budget_usd=1_600_000,
-                     candidates=[candidate("c4", units={"g": 4}, rates=both("w", 10, 5))])
+    data = make_data(
+        skus=[sku("g", cap_units=2)],
+        demand={"w": 40},
+        capex_budget_usd=1_600_000,
+        candidates=[candidate("c4", units={"g": 4}, rates=both("w", 10, 5))],
+    )
     plan = solve_plan(data, EXACT)
     why = explain_unserved(plan, data, EXACT)
     assert why[["cause", "limit"]].values.tolist() == [
-        ["limits_combined", "capex_budget_usd+supply_cap_units_per_period"]]
+        ["limits_combined", "capex_budget_usd+supply_cap_units_per_period"]
+    ]
 
 
 def test_nothing_to_explain() -> None:

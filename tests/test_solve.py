@@ -39,9 +39,12 @@ def highs_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
 
 
 def micro(**settings: object) -> PlanningData:
-    return make_data(skus=[sku("g", chips_per_unit=8, price_usd=800_000)],
-                     candidates=[candidate("c4", units={"g": 4}, rates=both("w", 10, 5))],
-                     demand={"w": 40}, **settings)
+    return make_data(
+        skus=[sku("g", chips_per_unit=8, price_usd=800_000)],
+        candidates=[candidate("c4", units={"g": 4}, rates=both("w", 10, 5))],
+        demand={"w": 40},
+        **settings,
+    )
 
 
 # -- profiles ----------------------------------------------------------------------------
@@ -149,9 +152,12 @@ def test_lp_duals_price_one_more_request(highs_path: str) -> None:
     One more req/s needs (1/10 + 1/5) / 0.9 = 1/3 instance: 4/3 chips rented for 730 h at
     2 USD plus 1/3 of an instance's energy and hosting.
     """
-    data = make_data(skus=[sku("g", price_usd=math.nan, rent_usd_per_chip_hour=2.0)],
-                     candidates=[candidate("c4", units={"g": 4}, rates=both("w", 10, 5))],
-                     demand={"w": 40}, relax_instances=True)
+    data = make_data(
+        skus=[sku("g", price_usd=math.nan, rent_usd_per_chip_hour=2.0)],
+        candidates=[candidate("c4", units={"g": 4}, rates=both("w", 10, 5))],
+        demand={"w": 40},
+        relax_instances=True,
+    )
     result = solve(data, EXACT, duals=True)
     marginal = (4 / 3) * 2.0 * 730 + (1 / 3) * 4_000 * 1.3e-3 * (730 * 0.08 + 130)
     rows = ("c_demand_served[w,prefill,p0]", "c_demand_served[w,decode,p0]")
@@ -188,10 +194,10 @@ def brute_force(data: PlanningData) -> tuple[float, dict[str, int], dict[str, in
     rates = data.rates.set_index("candidate")
     cands = list(data.candidates.index)
     units = data.units.set_index("candidate")
-    n_max = {c: math.ceil(d.max() / (st.util_max * rates.loc[c, "rate_rps"]) - 1e-9)
-             for c in cands}
-    grid = np.array(list(itertools.product(*[range(n_max[c] + 1) for c in cands for _ in
-                                             periods])), dtype=float)
+    n_max = {c: math.ceil(d.max() / (st.util_max * rates.loc[c, "rate_rps"]) - 1e-9) for c in cands}
+    grid = np.array(
+        list(itertools.product(*[range(n_max[c] + 1) for c in cands for _ in periods])), dtype=float
+    )
     n = grid.reshape(len(grid), len(cands), n_t)  # (combo, candidate, period)
 
     def capacity(phase: str) -> np.ndarray:
@@ -201,8 +207,9 @@ def brute_force(data: PlanningData) -> tuple[float, dict[str, int], dict[str, in
 
     served = np.minimum(np.minimum(capacity("prefill"), capacity("decode")), d[None, :])
     run = np.array([data.candidates.loc[c, "power_w"] for c in cands]) * st.pue / 1e3
-    usd_per_kw = hours * 1.0 * st.electricity_usd_per_kwh + st.hosting_usd_per_kw_month \
-        * hours / 730
+    usd_per_kw = (
+        hours * 1.0 * st.electricity_usd_per_kwh + st.hosting_usd_per_kw_month * hours / 730
+    )
     cost = (n * run[None, :, None] * usd_per_kw[None, None, :]).sum(axis=(1, 2))
     cost += penalty * (d[None, :] - served).sum(axis=1)
     b_max: dict[str, int] = {}
@@ -221,7 +228,7 @@ def brute_force(data: PlanningData) -> tuple[float, dict[str, int], dict[str, in
         vectors = np.array(combos, dtype=float).reshape(len(combos), len(buyable))
         fleet = np.tile(have, (len(vectors), 1))
         for k, t in enumerate(buyable):
-            fleet[:, t + lead: t + lead + life] += vectors[:, [k]] * row["chips_per_unit"]
+            fleet[:, t + lead : t + lead + life] += vectors[:, [k]] * row["chips_per_unit"]
         capex = vectors.sum(axis=1) * row["unit_price_usd"]
         ok = (fleet[None, :, :] >= need[:, None, :] - 1e-9).all(axis=2)  # (combo, vector)
         cost += np.where(ok, capex[None, :], np.inf).min(axis=1)
@@ -240,8 +247,7 @@ def test_brute_force_oracle(seed: int, highs_path: str) -> None:
         assert round(v.value) <= n_max[c]
     for (h, _), v in model.v_buy.items():
         assert round(v.value) <= b_max[h]
-    cost = pyo.value(model.e_cost_usd) + unserved_penalty(data)[0] * pyo.value(
-        model.e_unserved_rps)
+    cost = pyo.value(model.e_cost_usd) + unserved_penalty(data)[0] * pyo.value(model.e_unserved_rps)
     assert cost == pytest.approx(expected, rel=1e-9, abs=1e-6)
 
 
@@ -274,16 +280,41 @@ def test_adding_a_sku_never_costs_more(seed: int) -> None:
     extra = PlanningData(
         periods=data.periods,
         skus=pd.concat([data.skus, extra_sku]),
-        candidates=pd.concat([data.candidates, pd.DataFrame(
-            {"topology": ["pd", "pd"], "power_w": [2_000.0, 2_000.0], "description": ""},
-            index=pd.Index(["new-pre", "new-dec"], name="candidate"))]),
-        units=pd.concat([data.units, pd.DataFrame(
-            {"candidate": ["new-pre", "new-dec"], "sku": "new", "chips": [2.0, 2.0]})],
-            ignore_index=True),
-        rates=pd.concat([data.rates, pd.DataFrame(
-            {"candidate": ["new-pre", "new-dec"], "workload": "w",
-             "phase": ["prefill", "decode"], "rate_rps": [6.0, 6.0]})], ignore_index=True),
-        demand=data.demand, existing=data.existing, settings=data.settings,
+        candidates=pd.concat(
+            [
+                data.candidates,
+                pd.DataFrame(
+                    {"topology": ["pd", "pd"], "power_w": [2_000.0, 2_000.0], "description": ""},
+                    index=pd.Index(["new-pre", "new-dec"], name="candidate"),
+                ),
+            ]
+        ),
+        units=pd.concat(
+            [
+                data.units,
+                pd.DataFrame(
+                    {"candidate": ["new-pre", "new-dec"], "sku": "new", "chips": [2.0, 2.0]}
+                ),
+            ],
+            ignore_index=True,
+        ),
+        rates=pd.concat(
+            [
+                data.rates,
+                pd.DataFrame(
+                    {
+                        "candidate": ["new-pre", "new-dec"],
+                        "workload": "w",
+                        "phase": ["prefill", "decode"],
+                        "rate_rps": [6.0, 6.0],
+                    }
+                ),
+            ],
+            ignore_index=True,
+        ),
+        demand=data.demand,
+        existing=data.existing,
+        settings=data.settings,
     )
     assert objective(extra) <= objective(data) + 1e-6
 
@@ -330,10 +361,23 @@ def test_watchdog_cancels_a_run_that_overruns(monkeypatch: pytest.MonkeyPatch) -
     ac = sp.csc_array(a)
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
-    h.passModel(300, 60, ac.nnz, 1, -1, 0.0, rng.integers(1, 100, 300).astype(float),
-                np.zeros(300), np.ones(300), np.full(60, -highspy.kHighsInf), a.sum(1) / 3,
-                ac.indptr.astype(np.int32), ac.indices.astype(np.int32), ac.data,
-                np.ones(300, np.int32))
+    h.passModel(
+        300,
+        60,
+        ac.nnz,
+        1,
+        -1,
+        0.0,
+        rng.integers(1, 100, 300).astype(float),
+        np.zeros(300),
+        np.ones(300),
+        np.full(60, -highspy.kHighsInf),
+        a.sum(1) / 3,
+        ac.indptr.astype(np.int32),
+        ac.indices.astype(np.int32),
+        ac.data,
+        np.ones(300, np.int32),
+    )
     # Pretend HiGHS ignores a 60 s limit: the watchdog fires 59.5 s early, at 0.5 s.
     monkeypatch.setattr(solve_module, "WATCHDOG_GRACE_S", -59.5)
     start = time.perf_counter()
@@ -355,10 +399,14 @@ def test_mip_start_rounds_down_only_what_a_cap_blocks() -> None:
         mip_start_from_relaxation,
     )
 
-    skus = [sku("capped", chips_per_unit=8, price_usd=100_000, cap_units=1),
-            sku("free", chips_per_unit=8, price_usd=900_000)]
-    cands = [candidate("on_capped", units={"capped": 3}, rates=both("w", 20, 20)),
-             candidate("on_free", units={"free": 8}, rates=both("w", 20, 20))]
+    skus = [
+        sku("capped", chips_per_unit=8, price_usd=100_000, cap_units=1),
+        sku("free", chips_per_unit=8, price_usd=900_000),
+    ]
+    cands = [
+        candidate("on_capped", units={"capped": 3}, rates=both("w", 20, 20)),
+        candidate("on_free", units={"free": 8}, rates=both("w", 20, 20)),
+    ]
     data = make_data(skus=skus, candidates=cands, demand={"w": 30})
     cm = compile_model(build_model(data))
     lp = make_highs(cm, EXACT, integral=False, log=False)
@@ -366,8 +414,7 @@ def test_mip_start_rounds_down_only_what_a_cap_blocks() -> None:
     start = mip_start_from_relaxation(lp, cm, time.perf_counter() + 30)
     assert start is not None
     names = _column_names(cm)
-    counts = {v.index()[0]: start[j] for j, v in enumerate(cm.columns)
-              if names[j] == "v_instances"}
+    counts = {v.index()[0]: start[j] for j, v in enumerate(cm.columns) if names[j] == "v_instances"}
     assert counts["on_capped"] == 2.0  # floor(8/3): the cap blocks rounding up
     assert counts["on_free"] == math.ceil(counts["on_free"])
     assert counts["on_free"] == 1.0

@@ -67,6 +67,15 @@ class Group:
     def power_w(self) -> float:
         return self.chips * self.chip.all_in_w
 
+    @property
+    def sku(self) -> str:
+        return self.chip.sku
+
+    @property
+    def label(self) -> str:
+        """`sku:tpN[ppM]`, the hardware part of a candidate's name."""
+        return f"{self.sku}:tp{self.tp}" + (f"pp{self.pp}" if self.pp > 1 else "")
+
 
 def place(
     m: ModelDims,
