@@ -10,13 +10,17 @@ against 10-30 s through appsi / contrib). Then:
 2. a MIP start is built from it by rounding up, group by group (instances, then
    purchases), re-solving the LP after each group is fixed so the next group is sized
    for the rounded values (see `mip_start_from_relaxation`);
-3. the MIP runs with that start (ARCHITECTURE: always pass a MIP start);
+3. if that start is already within the profile's gap of the LP bound, it is the answer
+   (proven); otherwise the MIP runs with it (ARCHITECTURE: always pass a MIP start),
+   in a child process for large models (see below);
 4. the solution is written back into the Pyomo variables, so a Plan reads the model.
 
 HiGHS traps handled here: the time limit counts on the solver object's run clock, so it is
 set to run time so far + what is left of the budget before every run; some phases overrun
 the limit anyway (upstream #2226), so a watchdog thread cancels a run a few seconds after
-it; options persist on an object, so every object is fresh and `resetOptions` is called
+it, and MIPs of HARD_STOP_MIN_COLUMNS or more run in a spawned process that is killed
+after the deadline (at 5e5 columns HiGHS ignored both the limit and the interrupt for
+minutes), keeping the best incumbent it streamed back; options persist on an object, so every object is fresh and `resetOptions` is called
 before options are set; the thread pool is global, so a change of `threads` resets it;
 a MIP has no duals, so duals (when asked) come from the LP with integers fixed at the MIP
 solution. Solver options map to HiGHS in one place (`_highs_options`).
@@ -27,7 +31,9 @@ Other Pyomo solvers (gurobi, cplex, cbc, appsi_highs) are reached by profile thr
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import multiprocessing
 import threading
 import time
 from dataclasses import dataclass, field
@@ -49,6 +55,10 @@ Status = Literal["optimal", "feasible_at_limit", "infeasible", "error"]
 INT_TOL = 1e-6
 LP_BUDGET_SHARE = 0.5
 WATCHDOG_GRACE_S = 5.0
+# MIPs with at least this many columns run in a child process the parent can kill, this
+# long after the deadline (see _mip_in_child); below it the in-process watchdog suffices.
+HARD_STOP_MIN_COLUMNS = 100_000
+HARD_STOP_GRACE_S = 10.0
 # Continuous columns held at their LP values while integers are rounded up (see
 # mip_start_from_relaxation): the routing stays feasible when capacity only grows.
 HELD_WHEN_ROUNDING_UP = ("v_load",)
@@ -304,6 +314,9 @@ class CompiledModel:
     a_index: np.ndarray
     a_value: np.ndarray
     integer: np.ndarray  # bool per column
+    # Pyomo component name per column ("v_instances", ...), kept as plain strings so the
+    # arrays stay usable (and picklable) after the Pyomo model is gone.
+    column_group: np.ndarray
 
     @property
     def n_cols(self) -> int:
@@ -343,6 +356,7 @@ def compile_model(model: pyo.ConcreteModel) -> CompiledModel:
         a_index=a.indices.astype(np.int32),
         a_value=a.data.astype(float),
         integer=integer,
+        column_group=np.array([v.parent_component().local_name for v in cols], dtype=object),
     )
 
 
@@ -462,29 +476,58 @@ def _solve_highs(
         result.timings = {"transfer_s": transfer_s, **timings}
         return result
 
+    # The relaxation's optimum bounds the MIP; read it now, before the start's re-solves.
+    lp_bound = lp.getInfo().objective_function_value if lp_status == ms.kOptimal else None
     t2 = time.perf_counter()
     start = mip_start_from_relaxation(lp, cm, deadline) if lp_status == ms.kOptimal else None
     timings["start_s"] = time.perf_counter() - t2
+    if start is not None and lp_bound is not None:
+        start_obj = float(cm.cost @ start + cm.offset)
+        gap = _gap(start_obj, lp_bound)
+        if gap is not None and gap <= profile.mip_rel_gap:
+            # Proven: LP bound <= MIP optimum <= start, within the profile's gap.
+            _write_back(cm, start)
+            result = SolveResult(
+                "optimal",
+                start_obj,
+                lp_bound,
+                gap,
+                "highs",
+                "MIP start within the gap of the LP bound; no branch and bound",
+            )
+            if duals:
+                result.duals = _fixed_lp_duals(cm, profile, start, log)
+            timings["mip_s"] = 0.0
+            timings["solve_s"] = timings["lp_s"] + timings["start_s"]
+            result.timings = {"transfer_s": transfer_s, **timings}
+            return result
 
     t3 = time.perf_counter()
-    mip = make_highs(cm, profile, integral=True, log=log)
-    if start is not None:
-        mip.setSolution(cm.n_cols, np.arange(cm.n_cols, dtype=np.int32), start)
-    overran = _run(mip, deadline - time.perf_counter())
+    if cm.n_cols >= HARD_STOP_MIN_COLUMNS:
+        result, x_mip = _mip_in_child(cm, profile, start, deadline, lp_bound, log)
+    else:
+        mip = make_highs(cm, profile, integral=True, log=log)
+        if start is not None:
+            mip.setSolution(cm.n_cols, np.arange(cm.n_cols, dtype=np.int32), start)
+        overran = _run(mip, deadline - time.perf_counter())
+        result = _with_lp_bound(
+            _result_from(mip, "highs", mip.getModelStatus(), is_mip=True), lp_bound, profile
+        )
+        x_mip = np.asarray(mip.getSolution().col_value) if result.has_solution else None
+        if overran:
+            result.message += (
+                f" (HiGHS overran its time limit; stopped {WATCHDOG_GRACE_S:g} s after)"
+            )
     timings["mip_s"] = time.perf_counter() - t3
-    result = _result_from(mip, "highs", mip.getModelStatus(), is_mip=True)
-    if overran:
-        result.message += f" (HiGHS overran its time limit; stopped {WATCHDOG_GRACE_S:g} s after)"
     if start is None and lp_status != ms.kOptimal:
         result.message += (
             f" (LP relaxation unfinished: {lp.modelStatusToString(lp_status)}; no MIP start)"
         )
     t4 = time.perf_counter()
-    if result.has_solution:
-        x = np.asarray(mip.getSolution().col_value)
-        _write_back(cm, x)
+    if result.has_solution and x_mip is not None:
+        _write_back(cm, x_mip)
         if duals:
-            result.duals = _fixed_lp_duals(cm, profile, x, log)
+            result.duals = _fixed_lp_duals(cm, profile, x_mip, log)
     transfer_s += time.perf_counter() - t4
     timings["solve_s"] = timings["lp_s"] + timings["start_s"] + timings["mip_s"]
     result.timings = {"transfer_s": transfer_s, **timings}
@@ -512,7 +555,7 @@ def mip_start_from_relaxation(
        nothing, leave demand unserved).
     """
     x = np.asarray(lp.getSolution().col_value)
-    names = _column_names(cm)
+    names = cm.column_group
     held = np.flatnonzero(np.isin(names, HELD_WHEN_ROUNDING_UP)).astype(np.int32)
     for cols in _integer_groups(cm, names):
         cols = cols.astype(np.int32)
@@ -542,7 +585,7 @@ def _round_group(
         return np.asarray(lp.getSolution().col_value)
     # 2. down only the fractional columns that block, freeing the routing tied to them
     fractional = up > down
-    blocking = _blocking(lp, cm, cols[fractional], up[fractional])
+    blocking = _blocking(lp, cm, cols[fractional], up[fractional], deadline)
     if len(blocking) and time.perf_counter() < deadline:
         freed = _sharing_a_row(cm, blocking, held)
         _set_bounds(lp, freed, cm.col_lower[freed], cm.col_upper[freed])
@@ -569,7 +612,11 @@ def _fixed_lp(h: highspy.Highs, cols: np.ndarray, values: np.ndarray, deadline: 
 
 
 def _blocking(
-    h: highspy.Highs, cm: CompiledModel, candidates: np.ndarray, fixed_at: np.ndarray
+    h: highspy.Highs,
+    cm: CompiledModel,
+    candidates: np.ndarray,
+    fixed_at: np.ndarray,
+    deadline: float,
 ) -> np.ndarray:
     """Columns among `candidates` (now fixed at `fixed_at`) that must go lower.
 
@@ -581,6 +628,7 @@ def _blocking(
     lower_penalty = np.full(cm.n_cols, -1.0)
     lower_penalty[candidates] = 1.0
     h.clearSolver()
+    h.setOptionValue("time_limit", h.getRunTime() + max(deadline - time.perf_counter(), 0.01))
     status = h.feasibilityRelaxation(-1.0, -1.0, -1.0, lower_penalty, None, None)
     if status != highspy.HighsStatus.kOk or not h.getSolution().value_valid:
         return candidates  # cannot tell: treat all as blocking
@@ -609,11 +657,6 @@ def _sharing_a_row(
         frontier = touched & ~cm.integer & ~reached
         reached |= touched
     return among[reached[among]].astype(np.int32)
-
-
-def _column_names(cm: CompiledModel) -> np.ndarray:
-    """The Pyomo component name of every column."""
-    return np.array([v.parent_component().local_name for v in cm.columns], dtype=object)
 
 
 def _integer_groups(cm: CompiledModel, names: np.ndarray) -> list[np.ndarray]:
@@ -646,25 +689,187 @@ def _result_from(
     has_x = info.primal_solution_status == highspy.SolutionStatus.kSolutionStatusFeasible
     obj = float(info.objective_function_value) if has_x else None
     bound = float(info.mip_dual_bound) if is_mip else obj
-    gap = _gap(obj, bound) if is_mip else (0.0 if has_x else None)
-    ms = highspy.HighsModelStatus
-    name = h.modelStatusToString(status)
-    if status == ms.kOptimal:
+    return _result_from_values(
+        status.name, h.modelStatusToString(status), obj, bound, solver, is_mip=is_mip
+    )
+
+
+def _result_from_values(
+    status: str,
+    name: str,
+    obj: float | None,
+    bound: float | None,
+    solver: str,
+    *,
+    is_mip: bool,
+) -> SolveResult:
+    """HiGHS model status (its enum name, e.g. "kOptimal") and values -> our status."""
+    if bound is not None and not math.isfinite(bound):
+        bound = None  # HiGHS says -inf when it has no bound yet; "unknown" is clearer
+    gap = _gap(obj, bound) if is_mip else (0.0 if obj is not None else None)
+    if status == "kOptimal":
         return SolveResult("optimal", obj, bound, gap, solver, name)
-    if status in (ms.kInfeasible,):
+    if status == "kInfeasible":
         return SolveResult("infeasible", None, None, None, solver, name)
     limits = (
-        ms.kTimeLimit,
-        ms.kIterationLimit,
-        ms.kSolutionLimit,
-        ms.kInterrupt,
-        ms.kObjectiveBound,
-        ms.kObjectiveTarget,
-        ms.kHighsInterrupt,
+        "kTimeLimit",
+        "kIterationLimit",
+        "kSolutionLimit",
+        "kInterrupt",
+        "kObjectiveBound",
+        "kObjectiveTarget",
+        "kHighsInterrupt",
     )
-    if status in limits and has_x:
+    if status in limits and obj is not None:
         return SolveResult("feasible_at_limit", obj, bound, gap, solver, name)
     return SolveResult("error", None, None, None, solver, f"HiGHS: {name}")
+
+
+# --------------------------------------------------------------------------------------
+# Hard stop: large MIPs run in a child process
+# --------------------------------------------------------------------------------------
+
+
+def _mip_in_child(
+    cm: CompiledModel,
+    profile: SolverProfile,
+    start: np.ndarray | None,
+    deadline: float,
+    lp_bound: float | None,
+    log: bool,
+) -> tuple[SolveResult, np.ndarray | None]:
+    """Run the MIP in a spawned process that streams its improving incumbents back.
+
+    HiGHS ignored both its time limit and the interrupt callback for over five minutes in
+    the root of a 5e5-column MIP here (ARCHITECTURE: upstream #2226, "run long solves in a
+    process you can stop"). The child is killed HARD_STOP_GRACE_S after the deadline; the
+    best incumbent it reported (or the MIP start) is kept, bounded by the best of its last
+    dual bound and the LP relaxation, so the gap stays valid.
+    """
+    ctx = multiprocessing.get_context("spawn")  # a fork would copy HiGHS's thread pool
+    receive, send = ctx.Pipe(duplex=False)
+    portable = dataclasses.replace(cm, columns=range(cm.n_cols), rows=range(cm.n_rows))
+    deadline_epoch = time.time() + (deadline - time.perf_counter())
+    child = ctx.Process(
+        target=_mip_child, args=(portable, profile, start, deadline_epoch, log, send), daemon=True
+    )
+    child.start()
+    send.close()
+    best_obj = float(cm.cost @ start + cm.offset) if start is not None else None
+    best_x, best_bound = start, lp_bound
+    done = None
+    stop_at = deadline + HARD_STOP_GRACE_S
+    while (left := stop_at - time.perf_counter()) > 0:
+        if receive.poll(min(left, 0.5)):
+            try:
+                message = receive.recv()
+            except EOFError:
+                break
+            if message[0] == "incumbent":
+                _, best_obj, dual_bound, best_x = message
+                best_bound = _max_bound(best_bound, dual_bound)
+                continue
+            done = message
+            break
+        if not child.is_alive():
+            break
+    if done is None and child.is_alive():
+        child.kill()
+    child.join(timeout=10)
+    if done is not None and done[0] == "done":
+        _, status, name, obj, bound, x = done
+        result = _result_from_values(
+            status, name, obj, _max_bound(bound, lp_bound), "highs", is_mip=True
+        )
+        return result, x
+    if best_obj is None:
+        why = done[1] if done is not None else "stopped before any incumbent"
+        return SolveResult("error", None, None, None, "highs", f"HiGHS process: {why}"), None
+    gap = _gap(best_obj, best_bound)
+    within = gap is not None and gap <= profile.mip_rel_gap
+    result = SolveResult(
+        "optimal" if within else "feasible_at_limit",
+        best_obj,
+        best_bound,
+        gap,
+        "highs",
+        "HiGHS overran its time limit; its process was stopped "
+        f"{HARD_STOP_GRACE_S:g} s after, keeping the best incumbent",
+    )
+    return result, best_x
+
+
+def _with_lp_bound(
+    result: SolveResult, lp_bound: float | None, profile: SolverProfile
+) -> SolveResult:
+    """Tighten a MIP result's bound with the LP relaxation's optimum.
+
+    HiGHS reports a dual bound of -inf when a time limit stops it before the root is done,
+    yet the relaxation solved earlier already bounds the optimum from below; using it keeps
+    the gap of a time-limited plan known, and a plan already within the profile's gap of
+    that bound is proven."""
+    if result.objective is None:
+        return result
+    bound = _max_bound(result.bound, lp_bound)
+    gap = _gap(result.objective, bound)
+    status = result.status
+    if status == "feasible_at_limit" and gap is not None and gap <= profile.mip_rel_gap:
+        status = "optimal"
+    return dataclasses.replace(result, status=status, bound=bound, gap=gap)
+
+
+def _max_bound(a: float | None, b: float | None) -> float | None:
+    finite = [v for v in (a, b) if v is not None and math.isfinite(v)]
+    return max(finite) if finite else None
+
+
+def _mip_child(
+    cm: CompiledModel,
+    profile: SolverProfile,
+    start: np.ndarray | None,
+    deadline_epoch: float,
+    log: bool,
+    send: Any,
+) -> None:
+    """Child process: run the MIP, send ("incumbent", obj, bound, x) on each improvement,
+    then ("done", status name, status text, obj, bound, x) or ("failed", error)."""
+    try:
+        h = make_highs(cm, profile, integral=True, log=log)
+        if start is not None:
+            h.setSolution(cm.n_cols, np.arange(cm.n_cols, dtype=np.int32), start)
+
+        def improving(event: Any) -> None:
+            out = event.data_out
+            send.send(
+                (
+                    "incumbent",
+                    float(out.objective_function_value),
+                    float(out.mip_dual_bound),
+                    np.asarray(out.mip_solution, dtype=float),
+                )
+            )
+
+        h.cbMipImprovingSolution.subscribe(improving)
+        h.setOptionValue("time_limit", max(deadline_epoch - time.time(), 0.01))
+        h.run()
+        status = h.getModelStatus()
+        info = h.getInfo()
+        has_x = info.primal_solution_status == highspy.SolutionStatus.kSolutionStatusFeasible
+        x = np.asarray(h.getSolution().col_value) if has_x else None
+        send.send(
+            (
+                "done",
+                status.name,
+                h.modelStatusToString(status),
+                float(info.objective_function_value) if has_x else None,
+                float(info.mip_dual_bound),
+                x,
+            )
+        )
+    except Exception as exc:  # reported to the parent as a status, never raised there
+        send.send(("failed", f"{type(exc).__name__}: {exc}"))
+    finally:
+        send.close()
 
 
 def _gap(obj: float | None, bound: float | None) -> float | None:
