@@ -441,16 +441,45 @@ def _solve_highs(
     t0 = time.perf_counter()
     cm = compile_model(model)
     transfer_s = time.perf_counter() - t0
+    solved = solve_compiled(cm, profile, log=log)
+    result = solved.result
+    t1 = time.perf_counter()
+    if solved.x is not None:
+        _write_back(cm, solved.x)
+        if duals:
+            result.duals = (
+                _fixed_lp_duals(cm, profile, solved.x, log)
+                if solved.lp_row_duals is None
+                else _named_duals(cm, solved.lp_row_duals)
+            )
+    transfer_s += time.perf_counter() - t1
+    result.timings = {"transfer_s": transfer_s, **result.timings}
+    return result
+
+
+@dataclass
+class CompiledSolution:
+    """What `solve_compiled` found: our status and the column values (None: no solution)."""
+
+    result: SolveResult
+    x: np.ndarray | None
+    lp_row_duals: np.ndarray | None = None  # pure LPs only: d objective / d rhs per row
+
+
+def solve_compiled(
+    cm: CompiledModel, profile: SolverProfile, *, log: bool = False
+) -> CompiledSolution:
+    """The planner's HiGHS recipe on arrays (see the module docstring): LP relaxation,
+    rounded MIP start (the answer when it is within the gap of the LP bound), MIP.
+
+    Nothing is written back into Pyomo, so sweeps re-solve changed arrays with it;
+    integers in `x` are as HiGHS returns them (`_write_back` rounds them).
+    """
     if cm.n_cols == 0:  # nothing to decide (e.g. no demand): HiGHS would say "empty"
-        return SolveResult(
-            "optimal",
-            cm.offset,
-            cm.offset,
-            0.0,
-            "highs",
-            "empty model",
-            {"transfer_s": transfer_s, "solve_s": 0.0},
+        empty = SolveResult(
+            "optimal", cm.offset, cm.offset, 0.0, "highs", "empty model", {"solve_s": 0.0}
         )
+        return CompiledSolution(empty, np.zeros(0))
     deadline = time.perf_counter() + profile.time_limit_s
     timings: dict[str, float] = {}
 
@@ -468,13 +497,14 @@ def _solve_highs(
         ms.kUnbounded,
     ):
         result = _result_from(lp, "highs", lp_status, is_mip=False)
-        if result.has_solution:
-            _write_back(cm, np.asarray(lp.getSolution().col_value))
-            if duals:
-                result.duals = _row_duals(cm, lp)
         timings["solve_s"] = timings["lp_s"]
-        result.timings = {"transfer_s": transfer_s, **timings}
-        return result
+        result.timings = timings
+        if not result.has_solution:
+            return CompiledSolution(result, None)
+        solution = lp.getSolution()
+        return CompiledSolution(
+            result, np.asarray(solution.col_value), np.asarray(solution.row_dual)
+        )
 
     # The relaxation's optimum bounds the MIP; read it now, before the start's re-solves.
     lp_bound = lp.getInfo().objective_function_value if lp_status == ms.kOptimal else None
@@ -486,7 +516,6 @@ def _solve_highs(
         gap = _gap(start_obj, lp_bound)
         if gap is not None and gap <= profile.mip_rel_gap:
             # Proven: LP bound <= MIP optimum <= start, within the profile's gap.
-            _write_back(cm, start)
             result = SolveResult(
                 "optimal",
                 start_obj,
@@ -495,12 +524,10 @@ def _solve_highs(
                 "highs",
                 "MIP start within the gap of the LP bound; no branch and bound",
             )
-            if duals:
-                result.duals = _fixed_lp_duals(cm, profile, start, log)
             timings["mip_s"] = 0.0
             timings["solve_s"] = timings["lp_s"] + timings["start_s"]
-            result.timings = {"transfer_s": transfer_s, **timings}
-            return result
+            result.timings = timings
+            return CompiledSolution(result, start)
 
     t3 = time.perf_counter()
     if cm.n_cols >= HARD_STOP_MIN_COLUMNS:
@@ -523,15 +550,9 @@ def _solve_highs(
         result.message += (
             f" (LP relaxation unfinished: {lp.modelStatusToString(lp_status)}; no MIP start)"
         )
-    t4 = time.perf_counter()
-    if result.has_solution and x_mip is not None:
-        _write_back(cm, x_mip)
-        if duals:
-            result.duals = _fixed_lp_duals(cm, profile, x_mip, log)
-    transfer_s += time.perf_counter() - t4
     timings["solve_s"] = timings["lp_s"] + timings["start_s"] + timings["mip_s"]
-    result.timings = {"transfer_s": transfer_s, **timings}
-    return result
+    result.timings = timings
+    return CompiledSolution(result, x_mip if result.has_solution else None)
 
 
 def mip_start_from_relaxation(
@@ -901,8 +922,12 @@ def _fixed_lp_duals(
 
 def _row_duals(cm: CompiledModel, h: highspy.Highs) -> dict[str, float]:
     """{constraint name: d objective / d right-hand side} from a solved LP."""
+    return _named_duals(cm, np.asarray(h.getSolution().row_dual))
+
+
+def _named_duals(cm: CompiledModel, row_dual: np.ndarray) -> dict[str, float]:
     out: dict[str, float] = {}
-    for row, d in zip(cm.rows, h.getSolution().row_dual, strict=True):
+    for row, d in zip(cm.rows, row_dual.tolist(), strict=True):
         name = row.constraint.name
         out[name] = out.get(name, 0.0) + float(d)
     return out

@@ -50,7 +50,6 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import highspy
 import numpy as np
 import pandas as pd
 import pyomo.environ as pyo
@@ -60,13 +59,11 @@ from pyomo.repn.standard_repn import generate_standard_repn
 from planner.formulation import build_model, prepare_sets
 from planner.model_data import PlanningData
 from planner.solve import (
-    LP_BUDGET_SHARE,
     PEAK_SLACK,
     CompiledModel,
     SolverProfile,
     compile_model,
-    make_highs,
-    mip_start_from_relaxation,
+    solve_compiled,
 )
 
 Status = Literal["optimal", "feasible_at_limit", "infeasible", "error"]
@@ -690,57 +687,14 @@ def _lexicographic(applied: Applied, profile: SolverProfile) -> Outcome:
 
 
 def solve_arrays(cm: CompiledModel, profile: SolverProfile) -> Outcome:
-    """The planner's HiGHS recipe on arrays: LP relaxation, rounded MIP start, MIP.
-
-    Mirrors planner.solve's array path (which starts from a Pyomo model); fresh HiGHS
-    objects every call.
-    """
-    deadline = time.perf_counter() + profile.time_limit_s
-    lp = make_highs(cm, profile, integral=False, log=False)
-    _run(lp, LP_BUDGET_SHARE * profile.time_limit_s)
-    ms = highspy.HighsModelStatus
-    lp_status = lp.getModelStatus()
-    if not cm.integer.any() or lp_status in (
-        ms.kInfeasible,
-        ms.kUnboundedOrInfeasible,
-        ms.kUnbounded,
-    ):
-        return _outcome(lp, lp_status, cm.integer, is_mip=False)
-    start = mip_start_from_relaxation(lp, cm, deadline) if lp_status == ms.kOptimal else None
-    mip = make_highs(cm, profile, integral=True, log=False)
-    if start is not None:
-        mip.setSolution(cm.n_cols, np.arange(cm.n_cols, dtype=np.int32), start)
-    _run(mip, deadline - time.perf_counter())
-    return _outcome(mip, mip.getModelStatus(), cm.integer, is_mip=True)
-
-
-def _run(h: highspy.Highs, seconds_left: float) -> None:
-    """HiGHS's time limit is on its run clock: run time so far + what is left."""
-    h.setOptionValue("time_limit", h.getRunTime() + max(seconds_left, 0.01))
-    h.run()
-
-
-def _outcome(
-    h: highspy.Highs, status: highspy.HighsModelStatus, integer: np.ndarray, *, is_mip: bool
-) -> Outcome:
-    info = h.getInfo()
-    has_x = info.primal_solution_status == highspy.SolutionStatus.kSolutionStatusFeasible
-    obj = float(info.objective_function_value) if has_x else None
-    bound = float(info.mip_dual_bound) if is_mip and has_x else obj
-    gap = _gap(obj, bound) if is_mip else (0.0 if has_x else None)
-    name = h.modelStatusToString(status)
-    ms = highspy.HighsModelStatus
-    x = np.asarray(h.getSolution().col_value) if has_x else None
-    if x is not None and is_mip:
-        x = np.where(integer, np.round(x), x)  # as planner.solve writes integers back
-    if status == ms.kOptimal and has_x:
-        return Outcome("optimal", obj, bound, gap, x, name)
-    if status == ms.kInfeasible:
-        return Outcome("infeasible", None, None, None, None, name)
-    if has_x and status in (ms.kTimeLimit, ms.kIterationLimit, ms.kSolutionLimit, ms.kInterrupt,
-                            ms.kObjectiveBound, ms.kObjectiveTarget):  # fmt: skip
-        return Outcome("feasible_at_limit", obj, bound, gap, x, name)
-    return Outcome("error", None, None, None, None, f"HiGHS: {name}")
+    """The planner's HiGHS recipe on arrays (planner.solve.solve_compiled): LP relaxation,
+    rounded MIP start, MIP, with the same watchdog and hard stop; integers rounded as
+    planner.solve writes them back."""
+    solved = solve_compiled(cm, profile)
+    r, x = solved.result, solved.x
+    if x is not None:
+        x = np.where(cm.integer, np.round(x), x)
+    return Outcome(r.status, r.objective, r.bound, r.gap, x, r.message)
 
 
 def _gap(obj: float | None, bound: float | None) -> float | None:
