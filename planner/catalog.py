@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from planner.errors import InputProblem, PlannerInputError
+from planner.yamlio import safe_load
 
 # --------------------------------------------------------------------------------------
 # Where the shipped data lives
@@ -573,7 +574,7 @@ def _problems_from_validation(path: Path, err: ValidationError) -> list[InputPro
 
 def _read_yaml(path: Path) -> tuple[object, list[InputProblem]]:
     try:
-        return yaml.safe_load(path.read_text()), []
+        return safe_load(path.read_text()), []
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""

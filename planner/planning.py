@@ -32,6 +32,7 @@ from planner.model_data import Settings
 from planner.plan import Plan, explain_unserved
 from planner.solve import SolverProfile, load_profile, solve
 from planner.verify import Verification, verify_plan
+from planner.yamlio import safe_load
 
 
 class ExistingFleet(BaseModel):
@@ -85,7 +86,7 @@ class Scenario(BaseModel):
 
 def load_scenario(path: Path) -> Scenario:
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise PlannerInputError(
             [InputProblem(str(path), "", str(exc).splitlines()[0], "a readable YAML file")]

@@ -43,13 +43,13 @@ from typing import Any, Literal
 import highspy
 import numpy as np
 import pyomo.environ as pyo
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
 from pyomo.repn.plugins.standard_form import LinearStandardFormCompiler
 
 from planner.catalog import data_dir
 from planner.formulation import build_model
 from planner.model_data import PlanningData
+from planner.yamlio import safe_load
 
 Status = Literal["optimal", "feasible_at_limit", "infeasible", "error"]
 INT_TOL = 1e-6
@@ -91,7 +91,7 @@ def load_profile(name_or_path: str | Path) -> SolverProfile:
     if not path.is_file():
         known = sorted(p.stem for p in data_dir("solvers").glob("*.yaml"))
         raise FileNotFoundError(f"no solver profile {str(name_or_path)!r}; known: {known}")
-    return SolverProfile.model_validate(yaml.safe_load(path.read_text()) or {})
+    return SolverProfile.model_validate(safe_load(path.read_text()) or {})
 
 
 @dataclass
