@@ -280,6 +280,32 @@ class PersistentModel:
         self.capex_entries = np.flatnonzero(capex_rows[cm.a_index])
         self.power_rows = lay.rows("c_power_budget")
         self.capex_row = lay.rows("c_capex_budget")
+        self._index_load_needs_an_instance(inst)
+
+    def _index_load_needs_an_instance(self, inst_cols: np.ndarray) -> None:
+        """Entries of c_load_needs_an_instance that hold -demand (v_load <= demand x
+        v_instances, formulation.py), and the demand row each one follows."""
+        lay, cm = self.layout, self.cm
+        in_family = np.zeros(cm.n_rows, dtype=bool)
+        in_family[lay.rows("c_load_needs_an_instance")] = True
+        entries = np.flatnonzero(in_family[cm.a_index])
+        on_instance = np.isin(self.entry_col[entries], inst_cols)
+        load_of_row = dict(
+            zip(
+                cm.a_index[entries[~on_instance]].tolist(),
+                self.entry_col[entries[~on_instance]].tolist(),
+                strict=True,
+            )
+        )
+        load_pos = {int(j): k for k, j in enumerate(self.load_cols)}
+        self.lni_entries = entries[on_instance]
+        self.lni_demand_row = np.array(
+            [
+                self.load_demand_row[load_pos[load_of_row[r]]]
+                for r in cm.a_index[self.lni_entries].tolist()
+            ],
+            dtype=int,
+        )
 
     def _entry(self, col: int, rows: set[int]) -> int:
         cm = self.cm
@@ -321,6 +347,7 @@ class PersistentModel:
         demand = self._demand(data)
         row_lower[self.demand_rows] = demand
         row_upper[self.demand_rows] = demand
+        a_value[self.lni_entries] = -demand[self.lni_demand_row]
 
         rate, present = self._rates(data, rates_key)
         a_value[self.tb_entry] = np.where(present, 1.0 / rate, a_value[self.tb_entry])

@@ -321,8 +321,9 @@ def test_golden_model_size() -> None:
     assert size == {
         "variables": 4 + 6 + 3 + 7 + 10 + 3,
         "integer_variables": 4 + 7,
-        # demand 6, time 7, colocated 3, fit a 3 + b 2, fleet 6, power 3, capex 1
-        "constraints": 6 + 7 + 3 + 5 + 6 + 3 + 1,
+        # demand 6, time 7, colocated 3, fit a 3 + b 2, fleet 6, power 3, capex 1, and
+        # load-needs-an-instance, one per load: 10
+        "constraints": 6 + 7 + 3 + 5 + 6 + 3 + 1 + 10,
     }
 
 
@@ -330,3 +331,60 @@ def test_bad_phase_is_reported_before_the_build() -> None:
     cand = candidate("c", units={"g": 1}, rates={("w", "draft"): 10})
     with pytest.raises(PlannerInputError, match=r"rates\.phase.*draft"):
         build_model(make_data(skus=one_sku(), candidates=[cand], demand={"w": 1}))
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_load_needs_an_instance_only_tightens_the_relaxation(seed: int) -> None:
+    """The family is a valid inequality: the MIP optimum is the same with it deactivated,
+    and the LP relaxation's bound with it is never lower (and on these small-demand
+    fixtures, where one instance outruns a workload, usually higher)."""
+    from helpers_planning import random_data
+
+    from planner.solve import SolverProfile, solve
+
+    exact = SolverProfile(mip_rel_gap=0.0, time_limit_s=60)
+    data = random_data(seed, n_skus=3, n_cands=4, n_periods=3)
+    with_cut = build_model(data)
+    without = build_model(data)
+    if hasattr(without, "c_load_needs_an_instance"):
+        without.c_load_needs_an_instance.deactivate()
+    a, b = solve(with_cut, exact), solve(without, exact)
+    assert a.status == b.status == "optimal"
+    assert a.objective == pytest.approx(b.objective, rel=1e-9, abs=1e-6)
+
+    def lp_bound(model: pyo.ConcreteModel) -> float:
+        for v in model.component_data_objects(pyo.Var):
+            v.domain = pyo.NonNegativeReals
+        r = solve(model, exact)
+        assert r.status == "optimal" and r.objective is not None
+        return r.objective
+
+    assert lp_bound(build_model(data)) >= lp_bound(without) - 1e-6 * abs(a.objective or 1)
+
+
+def test_load_needs_an_instance_closes_the_fixed_charge_gap_by_hand() -> None:
+    """1 req/s against an instance that does 100 (8 chips = one $800k server).
+
+    Without the family the relaxation opens (1/100 + 1/100) / 0.9 = 1/45 of an instance
+    (a colocated instance spends its time on both phases) and pays for 1/45 of a server; with it, v_load <= 1 x v_instances forces a whole instance, so the
+    relaxation already pays for the whole server: its bound is the integer optimum."""
+    skus = [sku("g", chips_per_unit=8, price_usd=800_000.0, w_per_chip=0.0)]
+    cands = [candidate("c", units={"g": 8}, rates=both("w", 100, 100), power_w=0.0)]
+    data = make_data(skus=skus, candidates=cands, demand={"w": 1.0}, n_periods=1)
+
+    def relaxed(model: pyo.ConcreteModel) -> pyo.ConcreteModel:
+        for v in model.component_data_objects(pyo.Var):
+            v.domain = pyo.NonNegativeReals
+        return model
+
+    from planner.solve import SolverProfile, solve
+
+    exact = SolverProfile(mip_rel_gap=0.0, time_limit_s=60)
+    mip = solve(build_model(data), exact)
+    with_cut = solve(relaxed(build_model(data)), exact)
+    without_model = relaxed(build_model(data))
+    without_model.c_load_needs_an_instance.deactivate()
+    without = solve(without_model, exact)
+    assert mip.objective == pytest.approx(800_000.0, rel=1e-6)
+    assert with_cut.objective == pytest.approx(800_000.0, rel=1e-6)
+    assert without.objective == pytest.approx(800_000.0 / 45, rel=1e-6)
