@@ -317,6 +317,10 @@ class CompiledModel:
     # Pyomo component name per column ("v_instances", ...), kept as plain strings so the
     # arrays stay usable (and picklable) after the Pyomo model is gone.
     column_group: np.ndarray
+    # Purchases as series: per v_buy column its SKU and period position (None / -1 for
+    # every other column), so a MIP start can round cumulative purchases.
+    buy_sku: np.ndarray | None = None
+    buy_period: np.ndarray | None = None
 
     @property
     def n_cols(self) -> int:
@@ -339,6 +343,8 @@ def compile_model(model: pyo.ConcreteModel) -> CompiledModel:
     lower = np.fromiter((-inf if v.lb is None else v.lb for v in cols), float, len(cols))
     upper = np.fromiter((inf if v.ub is None else v.ub for v in cols), float, len(cols))
     integer = np.fromiter((v.is_integer() for v in cols), bool, len(cols))
+    group = np.array([v.parent_component().local_name for v in cols], dtype=object)
+    buy_sku, buy_period = _buy_series(model, cols, group)
     n_obj = info.c.shape[0]
     cost = info.c.toarray()[0] if n_obj else np.zeros(len(cols))
     offset = float(info.c_offset[0]) if n_obj else 0.0
@@ -356,8 +362,24 @@ def compile_model(model: pyo.ConcreteModel) -> CompiledModel:
         a_index=a.indices.astype(np.int32),
         a_value=a.data.astype(float),
         integer=integer,
-        column_group=np.array([v.parent_component().local_name for v in cols], dtype=object),
+        column_group=group,
+        buy_sku=buy_sku,
+        buy_period=buy_period,
     )
+
+
+def _buy_series(
+    model: pyo.ConcreteModel, cols: list[Any], group: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """SKU and period position of every v_buy column (see CompiledModel.buy_sku)."""
+    sku = np.full(len(cols), None, dtype=object)
+    period = np.full(len(cols), -1, dtype=np.int64)
+    sets = getattr(model, "sets", None)
+    order = {t: i for i, t in enumerate(getattr(sets, "periods", []) or [])}
+    for j in np.flatnonzero(group == "v_buy").tolist():
+        h, t = cols[j].index()
+        sku[j], period[j] = h, order.get(t, -1)
+    return sku, period
 
 
 def make_highs(
@@ -602,6 +624,13 @@ def _round_group(
     # 1. up, routing held a hair below its LP values (noise never overfills a demand row)
     hold = np.clip(x[held] * (1 - 1e-9), cm.col_lower[held], cm.col_upper[held])
     _set_bounds(lp, held, hold, hold)
+    # 0. purchases: round the running total up, not each period's buy. The relaxation
+    # buys 0.3 of a rack every period; rounding each up buys a rack every period, rounding
+    # the total buys one more rack, once (an 8-rack start against a 3.2-rack relaxation).
+    cumulative = _cumulative_round_up(cm, cols, x)
+    tried = cumulative is not None and not np.array_equal(cumulative, up)
+    if tried and _fixed_lp(lp, cols, cumulative, deadline):
+        return np.asarray(lp.getSolution().col_value)
     if _fixed_lp(lp, cols, up, deadline):
         return np.asarray(lp.getSolution().col_value)
     # 2. down only the fractional columns that block, freeing the routing tied to them
@@ -617,6 +646,23 @@ def _round_group(
     if _fixed_lp(lp, cols, down, deadline):
         return np.asarray(lp.getSolution().col_value)
     return None
+
+
+def _cumulative_round_up(cm: CompiledModel, cols: np.ndarray, x: np.ndarray) -> np.ndarray | None:
+    """Per SKU, buys whose running total is the relaxation's running total rounded up;
+    None unless `cols` are purchases with known periods. Within the columns' bounds (a
+    clipped value may make it infeasible: the caller then falls back to plain rounding)."""
+    if cm.buy_sku is None or cm.buy_period is None or not len(cols):
+        return None
+    if (cm.buy_period[cols] < 0).any():
+        return None
+    out = np.empty(len(cols))
+    _, sku = np.unique(cm.buy_sku[cols].astype(str), return_inverse=True)
+    order = np.lexsort((cm.buy_period[cols], sku))
+    for k in np.split(order, np.flatnonzero(np.diff(sku[order])) + 1):
+        total = np.ceil(np.cumsum(x[cols[k]]) - 1e-9)
+        out[k] = np.diff(total, prepend=0.0)
+    return np.clip(out, cm.col_lower[cols], cm.col_upper[cols])
 
 
 def _set_bounds(h: highspy.Highs, cols: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> None:

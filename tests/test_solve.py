@@ -454,3 +454,31 @@ def test_child_past_its_deadline_is_killed_and_the_start_kept(
     assert result.bound is not None and result.bound <= result.objective
     model = result.model
     assert pyo.value(model.v_instances["c4", "p0"]) == 14  # the rounded-up LP start
+
+
+def test_mip_start_rounds_running_purchases_not_each_period() -> None:
+    """Demand of 1, 2, 3 one-chip instances in three periods on 8-chip servers: the
+    relaxation buys 1/8 of a server each period. Rounding each period's buy up would buy
+    three servers; rounding the running total (1/8, 2/8, 3/8 -> 1, 1, 1) buys one, in p0."""
+    from planner.solve import _run, compile_model, make_highs, mip_start_from_relaxation
+
+    skus = [sku("g", chips_per_unit=8, price_usd=100_000)]
+    cands = [candidate("c", units={"g": 1}, rates=both("w", 9, 9))]
+    # (1/9 + 1/9) / 0.9 of an instance per req/s: 4.05 req/s is exactly one instance
+    per_instance = 0.9 / (2 / 9)
+    data = make_data(
+        skus=skus, candidates=cands, demand={"w": [per_instance * k for k in (1, 2, 3)]},
+        n_periods=3,
+    )  # fmt: skip
+    model = build_model(data)
+    cm = compile_model(model)
+    lp = make_highs(cm, EXACT, integral=False, log=False)
+    _run(lp, 30)
+    relaxed = np.asarray(lp.getSolution().col_value)
+    buys = cm.column_group == "v_buy"
+    assert relaxed[buys].sum() == pytest.approx(3 / 8, rel=1e-6)
+    start = mip_start_from_relaxation(lp, cm, time.perf_counter() + 30)
+    assert start is not None
+    assert start[buys].sum() == 1.0
+    first = np.flatnonzero(buys & (cm.buy_period == 0))
+    assert start[first].sum() == 1.0
