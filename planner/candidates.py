@@ -12,15 +12,20 @@ Phase-split candidates compose freely in the MIP, which is how topologies arise:
   afd, pd+afd   a `prefill` candidate + an `afd` decode candidate (attention SKU + FFN SKU)
   spec, pd+spec a colocated or `prefill` candidate + a `spec` decode candidate
 
-The performance functions are called on arrays (workloads x batch sizes) per hardware
-group, so tens of thousands of (candidate, workload) pairs take well under a second or two.
+The performance functions are numpy arithmetic, so they are called on arrays of hardware
+groups x workloads x batch sizes: one call per phase evaluates every group of a model, one
+queueing call sizes every prefill pool of every model, and the table is assembled
+column-wise. Tens of thousands of (candidate, workload) pairs take about a tenth of a
+second; the results equal a group-by-group loop's bit for bit (same operations, elementwise).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -124,7 +129,7 @@ def hardware_groups(
 
 
 # --------------------------------------------------------------------------------------
-# Per-phase evaluation on arrays (workloads x batch)
+# Per-phase evaluation on arrays (groups x workloads x batch)
 # --------------------------------------------------------------------------------------
 
 
@@ -148,37 +153,189 @@ class Shapes:
         return self.prompt + self.output
 
 
-def prefill_service(m: ModelDims, g: Group, s: Shapes, wb: float, kvb: float) -> np.ndarray:
-    return np.asarray(prefill(m, g.chip, s.prompt[:, 0], g.tp, g.pp, wb, kvb).total_ms, dtype=float)
+@dataclass(frozen=True)
+class ChipColumns:
+    """The `ChipSpec` numbers the perf functions read, one element per group (shape (G, 1, 1)).
+
+    The perf functions are plain numpy arithmetic on these, so one call with columns
+    evaluates every group against the (workload, batch) grid at once. Each element is that
+    chip's own scalar property, so results equal those of one call per group bit for bit.
+    """
+
+    achieved_tflops: np.ndarray
+    achieved_tb_s: np.ndarray
+    score_flop_cost: np.ndarray
+    usable_gb: np.ndarray
+    link_gb_s: np.ndarray
+    link_latency_us: np.ndarray
+    net_gb_s: np.ndarray
+    net_latency_us: np.ndarray
+    layer_overhead_us: np.ndarray
+
+
+@dataclass(frozen=True)
+class Groups:
+    """Hardware groups stacked along axis 0 as (G, 1, 1) columns."""
+
+    items: list[Group]
+    chip: ChipSpec  # a ChipColumns: the perf functions read only its fields
+    tp: np.ndarray
+    pp: np.ndarray
+    chips: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+def _column(values: Iterable[float]) -> np.ndarray:
+    return np.array(list(values), dtype=float).reshape(-1, 1, 1)
+
+
+def stack_groups(groups: Iterable[Group]) -> Groups:
+    items = list(groups)
+    cs = [g.chip for g in items]
+    cols = ChipColumns(
+        achieved_tflops=_column(c.achieved_tflops for c in cs),
+        achieved_tb_s=_column(c.achieved_tb_s for c in cs),
+        score_flop_cost=_column(c.score_flop_cost for c in cs),
+        usable_gb=_column(c.usable_gb for c in cs),
+        link_gb_s=_column(c.link_gb_s for c in cs),
+        link_latency_us=_column(c.link_latency_us for c in cs),
+        net_gb_s=_column(c.net_gb_s for c in cs),
+        net_latency_us=_column(c.net_latency_us for c in cs),
+        layer_overhead_us=_column(c.layer_overhead_us for c in cs),
+    )
+    return Groups(
+        items=items,
+        chip=cast(ChipSpec, cols),
+        tp=_column(g.tp for g in items),
+        pp=_column(g.pp for g in items),
+        chips=_column(g.chips for g in items),
+    )
+
+
+@dataclass(frozen=True)
+class ModelCase:
+    """The workloads of one model at one precision and the hardware groups tried for them."""
+
+    spec: ModelSpec
+    precision: str
+    m: ModelDims
+    wb: float
+    kvb: float
+    s: Shapes
+    chips: dict[str, ChipSpec]
+    groups: Groups  # every SKU's groups, SKU by SKU in `chips` order
+
+    @property
+    def tag(self) -> str:
+        return f"{self.spec.id}@{self.precision}"
+
+
+def model_case(
+    spec: ModelSpec, precision: str, s: Shapes, chips: dict[str, ChipSpec], opts: CandidateOptions
+) -> ModelCase:
+    m = model_dims(spec)
+    wb, kvb = weight_bytes_per_param(precision), kv_bytes_per_elem(precision)
+    flat = [
+        g for chip in chips.values()
+        for g in hardware_groups(m, chip, wb, m.total_params, opts.tp_options)
+    ]  # fmt: skip
+    return ModelCase(spec, precision, m, wb, kvb, s, chips, stack_groups(flat))
+
+
+def prefill_times(mc: ModelCase) -> tuple[np.ndarray, np.ndarray]:
+    """Per (group, workload): prefill service time of one prompt, and the time its KV cache
+    takes to leave over the group's NICs (the receiver is sized to match)."""
+    m, g, s = mc.m, mc.groups, mc.s
+    svc = prefill(m, g.chip, s.prompt, g.tp, g.pp, mc.wb, mc.kvb).total_ms
+    kv_bytes = kv_bytes_per_seq(m, s.prompt, mc.kvb)
+    kv = kv_transfer_ms(kv_bytes, g.chip.net_gb_s * g.chips, g.chip.net_latency_us)
+    shape = (len(g), len(s.names))
+    return np.asarray(svc, dtype=float).reshape(shape), np.asarray(kv, dtype=float).reshape(shape)
 
 
 def prefill_rate(
-    service_ms: np.ndarray, pp: np.ndarray | int, extra_ms: np.ndarray, s: Shapes
-) -> tuple[np.ndarray, np.ndarray]:
-    """Requests/s one instance sustains inside the TTFT target, and the TTFT at zero load."""
+    service_ms: np.ndarray, pp: np.ndarray, extra_ms: np.ndarray, ttft_ms: np.ndarray,
+    pct: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Requests/s one instance sustains inside the TTFT target, and the TTFT at zero load
+    (every argument: one element per instance and workload)."""
     stage = service_ms / pp  # a full pipeline accepts a prompt every stage time
     extra = service_ms - stage + extra_ms
-    util = queueing.admissible_utilization(
-        s.ttft_ms[:, 0], stage, s.pct[:, 0], servers=1, extra_ms=extra
-    )
+    util = queueing.admissible_utilization(ttft_ms, stage, pct, servers=1, extra_ms=extra)
     return np.asarray(util) * 1000.0 / stage, service_ms + extra_ms
 
 
-def best_batch(tpot: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per workload row: index of the largest feasible batch, and whether any is feasible."""
-    any_ok = ok.any(axis=1)
-    idx = ok.shape[1] - 1 - np.argmax(ok[:, ::-1], axis=1)
+@dataclass(frozen=True)
+class PrefillPools:
+    """Per (group, workload) of one ModelCase: prefill service time, and rate and zero-load
+    TTFT as a prefill pool (pd: the KV transfer counts in TTFT) and colocated."""
+
+    svc: np.ndarray
+    pd_rate: np.ndarray
+    pd_ttft0: np.ndarray
+    col_rate: np.ndarray
+    col_ttft0: np.ndarray
+
+
+def prefill_pools(cases: list[ModelCase]) -> list[PrefillPools]:
+    """Prefill rates of every model, group and workload from ONE queueing call.
+
+    The TTFT bisection costs per call (tens of numpy passes), not per element, and it is
+    elementwise, so flattening everything into one call gives each element the result it
+    gets alone."""
+    pieces: list[tuple[np.ndarray, ...]] = []
+    svcs = []
+    for mc in cases:
+        svc, kv = prefill_times(mc)
+        svcs.append(svc)
+        shape = svc.shape
+        pp = np.broadcast_to(mc.groups.pp[:, :, 0], shape)
+        ttft = np.broadcast_to(mc.s.ttft_ms[:, 0], shape)
+        pct = np.broadcast_to(mc.s.pct[:, 0], shape)
+        for extra in (kv, np.zeros(shape)):
+            pieces.append((svc, pp, extra, ttft, pct))
+    sizes = [p[0].size for p in pieces]
+    if sum(sizes):
+        flat = [np.concatenate([p[i].ravel() for p in pieces]) for i in range(5)]
+        rate, ttft0 = prefill_rate(*flat)
+    else:
+        rate = ttft0 = np.zeros(0)
+    bounds = np.cumsum([0, *sizes])
+    out = []
+    for ci, svc in enumerate(svcs):
+        pd_rate, pd_ttft0 = (
+            x[bounds[2 * ci] : bounds[2 * ci + 1]].reshape(svc.shape) for x in (rate, ttft0)
+        )
+        col_rate, col_ttft0 = (
+            x[bounds[2 * ci + 1] : bounds[2 * ci + 2]].reshape(svc.shape) for x in (rate, ttft0)
+        )
+        out.append(PrefillPools(svc, pd_rate, pd_ttft0, col_rate, col_ttft0))
+    return out
+
+
+def best_batch(ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Along the last (batch) axis: index of the largest feasible batch, and whether any is."""
+    any_ok = ok.any(axis=-1)
+    idx = ok.shape[-1] - 1 - np.argmax(ok[..., ::-1], axis=-1)
     return idx, any_ok
 
 
+def at_batch(x: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """x[..., idx] per leading index (x broadcast to idx's shape plus the batch axis)."""
+    x = np.broadcast_to(x, (*idx.shape, x.shape[-1]))
+    return np.take_along_axis(x, idx[..., None], axis=-1)[..., 0]
+
+
 def plain_decode_grid(
-    m: ModelDims, g: Group, s: Shapes, wb: float, kvb: float, tokens_per_seq: float = 1.0
+    m: ModelDims, g: Groups, s: Shapes, wb: float, kvb: float, tokens_per_seq: float = 1.0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Step time (n, B) and memory fit (n, B) for the batch grid."""
-    b = BATCH_GRID[None, :]
-    step = decode_step(m, g.chip, b, s.mean_ctx, g.tp, g.pp, wb, kvb, tokens_per_seq).total_ms
-    fits = b <= max_batch(m, g.chip, s.max_ctx, g.tp, g.pp, wb, kvb)
-    return np.asarray(step, dtype=float), fits
+    """Step time (G, n, B) and memory fit (G, n, B) for the batch grid."""
+    step = decode_step(m, g.chip, BATCH_GRID, s.mean_ctx, g.tp, g.pp, wb, kvb, tokens_per_seq)
+    fits = max_batch(m, g.chip, s.max_ctx, g.tp, g.pp, wb, kvb) >= BATCH_GRID
+    shape = (len(g), len(s.names), len(BATCH_GRID))
+    return np.broadcast_to(np.asarray(step.total_ms, dtype=float), shape), fits
 
 
 # --------------------------------------------------------------------------------------
@@ -186,29 +343,125 @@ def plain_decode_grid(
 # --------------------------------------------------------------------------------------
 
 
-def _rows(
-    cand: str,
-    topology: str,
-    units: dict[str, int],
-    power_w: float,
-    s: Shapes,
-    phase: str,
-    rate: np.ndarray,
-    mask: np.ndarray,
-    detail: dict[str, np.ndarray],
-    description: str,
-    config: dict,
-) -> list[dict]:
-    out = []
-    for i in np.flatnonzero(mask & (rate > 0)):
-        row = {
-            "candidate": cand, "topology": topology, "workload": s.names[i], "phase": phase,
-            "rate_rps": float(rate[i]), "power_w": power_w, "description": description,
-            "units": units, "config": config,
-        }  # fmt: skip
-        row.update({k: float(v[i]) for k, v in detail.items()})
-        out.append(row)
-    return out
+@dataclass(frozen=True)
+class Meta:
+    """What a candidate's rows repeat: its name, chips per SKU, power, description, config."""
+
+    name: str
+    units: dict[str, int]
+    power_w: float
+    description: str
+    config: dict
+
+
+@dataclass(frozen=True)
+class _Part:
+    """Rows of one `RowParts.add`: (candidate, workload) pairs of up to K candidates."""
+
+    order: tuple[int, int, int]  # (model, section, step within the candidate's unit)
+    unit: np.ndarray  # per row: the group (or AFD pair) index, ordering candidates
+    wi: np.ndarray  # per row: workload index
+    topology: str
+    phase: str
+    workload: np.ndarray
+    rate: np.ndarray
+    meta: list[Meta]  # per row
+    detail: dict[str, np.ndarray]
+
+
+@dataclass
+class RowParts:
+    """The candidate table, collected column-wise many candidates at a time.
+
+    Rows come out in the order a loop over candidates (model by model; per group: prefill
+    pool, decode pool, colocated prefill then decode, speculative; then AFD pairs) would
+    write them, workload by workload, and columns in order of first appearance, as
+    `pd.DataFrame(list_of_row_dicts)` would make them: the table equals the one built
+    row by row."""
+
+    parts: list[_Part] = field(default_factory=list)
+
+    def add(
+        self, order: tuple[int, int, int], topology: str, phase: str, s: Shapes,
+        rate: np.ndarray, mask: np.ndarray, detail: dict[str, np.ndarray],
+        meta: Callable[[int], Meta], first_unit: int = 0,
+    ) -> None:  # fmt: skip
+        """K candidates x n workloads (rate, mask, detail: (K, n)): keep the pairs with mask
+        and rate > 0. `meta(k)` is called only for candidates that keep a row (most of an
+        enumeration meets no SLA)."""
+        ki, wi = np.nonzero(mask & (rate > 0))
+        if not len(ki):
+            return
+        ks, inv = np.unique(ki, return_inverse=True)
+        metas = [meta(int(k)) for k in ks]
+        self.parts.append(
+            _Part(
+                order=order, unit=ki + first_unit, wi=wi, topology=topology, phase=phase,
+                workload=np.asarray(s.names, dtype=object)[wi], rate=rate[ki, wi].astype(float),
+                meta=[metas[i] for i in inv.tolist()],
+                detail={k: np.broadcast_to(v, rate.shape)[ki, wi].astype(float)
+                        for k, v in detail.items()},
+            )
+        )  # fmt: skip
+
+    def frame(self) -> pd.DataFrame | None:
+        parts = self.parts
+        if not parts:
+            return None
+        sizes = [len(p.wi) for p in parts]
+        keys = [
+            np.repeat([p.order[0] for p in parts], sizes),
+            np.repeat([p.order[1] for p in parts], sizes),
+            np.concatenate([p.unit for p in parts]),
+            np.repeat([p.order[2] for p in parts], sizes),
+            np.concatenate([p.wi for p in parts]),
+        ]
+        order = np.lexsort(keys[::-1])
+
+        def cat(get: Callable[[_Part], np.ndarray]) -> np.ndarray:
+            return np.concatenate([get(p) for p in parts])[order]
+
+        meta = [m for p in parts for m in p.meta]
+        meta = [meta[i] for i in order.tolist()]
+
+        def objects(values: list) -> np.ndarray:
+            arr = np.empty(len(values), dtype=object)
+            arr[:] = values
+            return arr
+
+        cols: dict[str, np.ndarray] = {
+            "candidate": objects([m.name for m in meta]),
+            "topology": np.repeat(objects([p.topology for p in parts]), sizes)[order],
+            "workload": cat(lambda p: p.workload),
+            "phase": np.repeat(objects([p.phase for p in parts]), sizes)[order],
+            "rate_rps": cat(lambda p: p.rate),
+            "power_w": np.array([m.power_w for m in meta], dtype=float),
+            "description": objects([m.description for m in meta]),
+            "units": objects([m.units for m in meta]),
+            "config": objects([m.config for m in meta]),
+        }
+        # Detail columns in order of first appearance (first row, then order within it).
+        position = np.empty(len(order), dtype=int)
+        position[order] = np.arange(len(order))
+        starts = np.cumsum([0, *sizes])
+        first: dict[str, tuple[int, int]] = {}
+        for p, lo, hi in zip(parts, starts[:-1], starts[1:], strict=True):
+            at = int(position[lo:hi].min())
+            for j, k in enumerate(p.detail):
+                first[k] = min(first.get(k, (at, j)), (at, j))
+        for k in sorted(first, key=first.__getitem__):
+            cols[k] = cat(lambda p, k=k: p.detail.get(k, np.full(len(p.wi), np.nan)))
+        return pd.DataFrame(cols)
+
+
+@dataclass
+class BestParts:
+    """Per model: the best TTFT (prefill service) and TPOT (batch-1 step) of every group."""
+
+    cases: list[tuple[list[str], list[str], np.ndarray, np.ndarray]] = field(default_factory=list)
+
+    def add(self, s: Shapes, labels: list[str], ttft: np.ndarray, tpot: np.ndarray) -> None:
+        self.cases.append((s.names, labels, ttft, tpot))
 
 
 def _units(*groups: Group) -> dict[str, int]:
@@ -223,218 +476,359 @@ def _power(*groups: Group) -> float:
 
 
 def enumerate_model(
-    spec: ModelSpec, precision: str, s: Shapes, chips: dict[str, ChipSpec], catalog: Catalog,
-    opts: CandidateOptions,
-) -> tuple[list[dict], list[dict]]:  # fmt: skip
-    """All candidate rows for the workloads of one model at one precision, plus the best
-    TPOT / TTFT reached per workload (for explaining what no SKU can serve)."""
-    m = model_dims(spec)
-    wb, kvb = weight_bytes_per_param(precision), kv_bytes_per_elem(precision)
-    tag = f"{spec.id}@{precision}"
-    rows: list[dict] = []
-    best: list[dict] = []
+    mc: ModelCase, pre: PrefillPools, catalog: Catalog, opts: CandidateOptions, mi: int,
+    out: RowParts, best: BestParts,
+) -> None:  # fmt: skip
+    """All candidate rows for the workloads of one model at one precision (into `out`),
+    plus the best TPOT / TTFT reached per workload (for explaining what no SKU can serve).
+    Every group of every SKU is evaluated in one perf call per phase."""
+    spec, precision, m, s, g = mc.spec, mc.precision, mc.m, mc.s, mc.groups
     topos = set(opts.topologies)
-    groups = {
-        sku: hardware_groups(m, chip, wb, m.total_params, opts.tp_options)
-        for sku, chip in chips.items()
-    }
-    hbm_skus = [k for k, c in chips.items() if not c.is_sram]
+    tag = mc.tag
+    items = g.items
+    if items:
+        svc = pre.svc
+        step, fits = plain_decode_grid(m, g, s, mc.wb, mc.kvb)
+        # What candidates on a group repeat, built once per group rather than per candidate.
+        labels = [x.label for x in items]
+        best.add(s, labels, svc, step[:, :, 0])
+        units = [_units(x) for x in items]
+        power = [_power(x) for x in items]
+        on = [f"{spec.id} ({precision}) on {x.chips} x {x.sku} (tp{x.tp} pp{x.pp})" for x in items]
 
-    def note_best(kind: str, values: np.ndarray, where: str) -> None:
-        for i, v in enumerate(values):
-            if np.isfinite(v):
-                best.append(
-                    {"workload": s.names[i], "kind": kind, "value_ms": float(v), "where": where}
-                )
+        def on_group(
+            kind: str, text: str, topology: str, prefill_pool: bool = False
+        ) -> Callable[[int], Meta]:
+            def meta(k: int) -> Meta:
+                x = items[k]
+                config = {"model": spec.id, "precision": precision, "hardware": x.sku,
+                          "tp": x.tp, "pp": x.pp, "topology": topology}  # fmt: skip
+                if prefill_pool:  # a prefill pool names its hardware again for the plan
+                    config.update(prefill_hardware=x.sku, prefill_tp=x.tp)
+                name = f"{kind}|{tag}|{labels[k]}"
+                return Meta(name, dict(units[k]), power[k], f"{text}: {on[k]}", config)
 
-    # ---- prefill pools (pd, afd, spec) and colocated ----
-    flat = [g for glist in groups.values() for g in glist]
-    if flat:
-        svc_all = np.stack([prefill_service(m, g, s, wb, kvb) for g in flat])  # (G, n)
-        # KV leaves over the sender's NICs (the receiver is sized to match).
-        kv_all = np.stack([
-            np.asarray(kv_transfer_ms(kv_bytes_per_seq(m, s.prompt[:, 0], kvb),
-                                      g.chip.net_gb_s * g.chips, g.chip.net_latency_us))
-            for g in flat
-        ])  # fmt: skip
-        pp_all = np.array([g.pp for g in flat], dtype=float)[:, None]
-        # One queueing call for every group: its cost is per call, not per element.
-        pd_rate, pd_ttft0 = prefill_rate(svc_all, pp_all, kv_all, s)
-        col_rate, col_ttft0 = prefill_rate(svc_all, pp_all, np.zeros_like(svc_all), s)
-    n = len(s.names)
-    r = np.arange(n)
-    base = {"model": spec.id, "precision": precision}
-    for gi, g in enumerate(flat):
-        sku = g.sku
-        on_g = {**base, "hardware": sku, "tp": g.tp, "pp": g.pp}
-        svc = svc_all[gi]
-        note_best("ttft", svc, g.label)
+            return meta
+
         if topos & {"pd", "afd", "pd+afd", "pd+spec"}:
-            rows += _rows(
-                f"prefill|{tag}|{g.label}", "prefill", _units(g), _power(g), s, "prefill",
-                pd_rate[gi], np.ones(n, bool),
-                {"prefill_ms": svc, "ttft0_ms": pd_ttft0[gi], "batch": np.zeros(n)},
-                f"prefill pool: {spec.id} ({precision}) on {g.chips} x {sku} (tp{g.tp} pp{g.pp})",
-                {**on_g, "topology": "pd", "prefill_hardware": sku, "prefill_tp": g.tp},
+            out.add(
+                (mi, 0, 0), "prefill", "prefill", s, pre.pd_rate, np.ones(svc.shape, bool),
+                {"prefill_ms": svc, "ttft0_ms": pre.pd_ttft0, "batch": np.zeros(svc.shape)},
+                on_group("prefill", "prefill pool", "pd", prefill_pool=True),
             )  # fmt: skip
-        step, fits = plain_decode_grid(m, g, s, wb, kvb)
-        note_best("tpot", step[:, 0], g.label)
         # Decode-only pool (pd)
         if topos & {"pd"}:
-            ok = fits & (step <= s.tpot_ms)
-            idx, any_ok = best_batch(step, ok)
-            bsel, tsel = BATCH_GRID[idx], step[r, idx]
-            rows += _rows(
-                f"decode|{tag}|{g.label}", "decode", _units(g), _power(g), s, "decode",
-                bsel * 1000.0 / (s.output[:, 0] * tsel), any_ok,
-                {"tpot_ms": tsel, "batch": bsel},
-                f"decode pool: {spec.id} ({precision}) on {g.chips} x {sku} (tp{g.tp} pp{g.pp})",
-                {**on_g, "topology": "pd"},
+            idx, any_ok = best_batch(fits & (step <= s.tpot_ms))
+            bsel, tsel = BATCH_GRID[idx], at_batch(step, idx)
+            out.add(
+                (mi, 0, 1), "decode", "decode", s, bsel * 1000.0 / (s.output[:, 0] * tsel),
+                any_ok, {"tpot_ms": tsel, "batch": bsel}, on_group("decode", "decode pool", "pd"),
             )  # fmt: skip
         # Colocated: decode steps stall for the prompts arriving meanwhile.
         if "colocated" in topos:
-            tpot_col = step + BATCH_GRID[None, :] / s.output * svc[:, None]
-            ok = fits & (tpot_col <= s.tpot_ms)
-            idx, any_ok = best_batch(tpot_col, ok)
+            tpot_col = step + BATCH_GRID / s.output * svc[:, :, None]
+            idx, any_ok = best_batch(fits & (tpot_col <= s.tpot_ms))
             bsel = BATCH_GRID[idx]
-            dec_rate = bsel * 1000.0 / (s.output[:, 0] * step[r, idx])
-            both = any_ok & (col_rate[gi] > 0)
-            name = f"colocated|{tag}|{g.label}"
-            desc = f"colocated: {spec.id} ({precision}) on {g.chips} x {sku} (tp{g.tp} pp{g.pp})"
+            dec_rate = bsel * 1000.0 / (s.output[:, 0] * at_batch(step, idx))
+            both = any_ok & (pre.col_rate > 0)
             detail = {
-                "tpot_ms": tpot_col[r, idx],
+                "tpot_ms": at_batch(tpot_col, idx),
                 "batch": bsel,
                 "prefill_ms": svc,
-                "ttft0_ms": col_ttft0[gi],
+                "ttft0_ms": pre.col_ttft0,
             }
-            for phase, rate in (("prefill", col_rate[gi]), ("decode", dec_rate)):
-                rows += _rows(
-                    name,
-                    "colocated",
-                    _units(g),
-                    _power(g),
-                    s,
-                    phase,
-                    rate,
-                    both,
-                    detail,
-                    desc,
-                    {**on_g, "topology": "colocated"},
-                )
+            phases = (("prefill", pre.col_rate), ("decode", dec_rate))
+            for sub, (phase, rate) in enumerate(phases, start=2):
+                meta = on_group("colocated", "colocated", "colocated")
+                out.add((mi, 0, sub), "colocated", phase, s, rate, both, detail, meta)
         # Speculative decoding on the same chips (EAGLE-style head, or a small draft model
         # that shares the tokenizer).
         if topos & {"spec", "pd+spec"}:
-            rows += _spec_rows(m, spec, g, s, wb, kvb, step, fits, tag, catalog, opts, precision)
-
+            _spec_parts(mc, step, fits, catalog, opts, mi, out, labels, units, power)
     # ---- AFD: attention on an HBM SKU, FFN on another SKU (SRAM LPUs, or a GPU) ----
     if topos & {"afd", "pd+afd"}:
-        attn_params = m.attn_params + m.lm_head_params
-        ffn_params = m.ffn_params
-        for a_sku in hbm_skus:
-            a_chip = chips[a_sku]
-            for f_sku, f_chip in chips.items():
-                if f_sku == a_sku or not f_chip.is_sram:
-                    continue  # AFD pays off where FFN weights live in SRAM
-                # FFN chips hold weights only (no KV): fill their SRAM.
-                f_groups = hardware_groups(m, f_chip, wb, ffn_params, [1], sram_headroom=1.0)
-                for ag in hardware_groups(m, a_chip, wb, attn_params, opts.tp_options):
-                    if ag.pp > 1:
-                        continue
-                    for fg in f_groups:
-                        rows += _afd_rows(m, ag, fg, s, wb, kvb, tag, spec, precision, opts)
-    return rows, best
+        _afd_parts(mc, opts, mi, out)
 
 
-def _spec_rows(
-    m: ModelDims, spec: ModelSpec, g: Group, s: Shapes, wb: float, kvb: float,
-    target_step: np.ndarray, fits: np.ndarray, tag: str, catalog: Catalog, opts: CandidateOptions,
-    precision: str,
-) -> list[dict]:  # fmt: skip
-    rows: list[dict] = []
+def _spec_parts(
+    mc: ModelCase, target_step: np.ndarray, fits: np.ndarray, catalog: Catalog,
+    opts: CandidateOptions, mi: int, out: RowParts, labels: list[str],
+    units: list[dict[str, int]], power: list[float],
+) -> None:  # fmt: skip
+    spec, s, g, m = mc.spec, mc.s, mc.groups, mc.m
     drafts = [d for d in catalog.models.values() if d.role == "draft_head"]
     drafts += [
         d for d in catalog.models.values()
         if d.role == "draft" and d.architecture and spec.architecture
         and d.architecture.vocab == spec.architecture.vocab
     ]  # fmt: skip
+    # The verify step depends on k only, not on the draft: evaluate it once per k.
+    verify_by_k: dict[int, np.ndarray] = {}
+    sub = 4  # after prefill, decode and colocated (2) of the same group
     for draft in drafts:
+        if draft.role == "draft_head":
+            assert draft.draft_head is not None
+            frac = draft.draft_head.fraction_of_target_step.value
+            draft_ms = frac * target_step
+        else:
+            dm = model_dims(draft)
+            draft_ms = np.asarray(
+                decode_step(dm, g.chip, BATCH_GRID, s.mean_ctx, g.tp, 1, mc.wb, mc.kvb).total_ms
+            )
         for k in opts.spec_draft_tokens:
-            verify, _ = plain_decode_grid(m, g, s, wb, kvb, tokens_per_seq=k + 1)
-            if draft.role == "draft_head":
-                assert draft.draft_head is not None
-                draft_ms = draft.draft_head.fraction_of_target_step.value * target_step
-            else:
-                dm = model_dims(draft)
-                draft_ms = np.asarray(
-                    decode_step(
-                        dm, g.chip, BATCH_GRID[None, :], s.mean_ctx, g.tp, 1, wb, kvb
-                    ).total_ms
-                )
+            if k not in verify_by_k:
+                verify_by_k[k] = plain_decode_grid(m, g, s, mc.wb, mc.kvb, tokens_per_seq=k + 1)[0]
+            verify = verify_by_k[k]
             per_step = float(expected_tokens_per_step(opts.spec_acceptance, k))
             tpot = (k * draft_ms + verify) / per_step
-            ok = fits & (tpot <= s.tpot_ms)
-            idx, any_ok = best_batch(tpot, ok)
-            r = np.arange(len(s.names))
-            bsel, tsel = BATCH_GRID[idx], tpot[r, idx]
-            rows += _rows(
-                f"spec|{tag}|{g.label}|{draft.id}|k{k}", "spec", _units(g), _power(g), s, "decode",
-                bsel * 1000.0 / (s.output[:, 0] * tsel), any_ok,
-                {"tpot_ms": tsel, "batch": bsel, "tokens_per_step": np.full(len(s.names), per_step)},
-                f"spec decode: {spec.id} on {g.chips} x {g.sku} (tp{g.tp}), draft {draft.id} k={k} a={opts.spec_acceptance:g}",
-                {"model": spec.id, "precision": precision, "hardware": g.sku, "tp": g.tp,
-                 "pp": g.pp, "topology": "pd+spec", "draft_model": draft.id, "draft_tokens": k,
-                 "acceptance": opts.spec_acceptance},
+            idx, any_ok = best_batch(fits & (tpot <= s.tpot_ms))
+            bsel, tsel = BATCH_GRID[idx], at_batch(tpot, idx)
+
+            def meta(i: int, draft: ModelSpec = draft, k: int = k) -> Meta:
+                x = g.items[i]
+                return Meta(
+                    f"spec|{mc.tag}|{labels[i]}|{draft.id}|k{k}", dict(units[i]), power[i],
+                    f"spec decode: {spec.id} on {x.chips} x {x.sku} (tp{x.tp}), draft {draft.id} k={k} a={opts.spec_acceptance:g}",
+                    {"model": spec.id, "precision": mc.precision, "hardware": x.sku, "tp": x.tp,
+                     "pp": x.pp, "topology": "pd+spec", "draft_model": draft.id, "draft_tokens": k,
+                     "acceptance": opts.spec_acceptance},
+                )  # fmt: skip
+
+            out.add(
+                (mi, 0, sub), "spec", "decode", s, bsel * 1000.0 / (s.output[:, 0] * tsel), any_ok,
+                {"tpot_ms": tsel, "batch": bsel, "tokens_per_step": np.full(idx.shape, per_step)},
+                meta,
             )  # fmt: skip
-    return rows
+            sub += 1
 
 
-def _afd_rows(
-    m: ModelDims, ag: Group, fg: Group, s: Shapes, wb: float, kvb: float, tag: str,
-    spec: ModelSpec, precision: str, opts: CandidateOptions,
-) -> list[dict]:  # fmt: skip
+# AFD pairs evaluated per perf call: bounds the (pairs, workloads, batch) temporaries when a
+# sweep evaluates hundreds of workload variants at once.
+AFD_CHUNK_ELEMENTS = 1 << 20
+
+
+@dataclass(frozen=True)
+class AfdPairs:
+    """(attention group, FFN group) pairs in enumeration order (attention SKU, FFN SKU,
+    attention layout, FFN layout), as indices into the distinct groups of either side."""
+
+    attn: list[Group]
+    ffn: list[Group]
+    ai: np.ndarray
+    fi: np.ndarray
+
+    @cached_property
+    def attn_labels(self) -> list[str]:
+        return [g.label for g in self.attn]
+
+    @cached_property
+    def ffn_labels(self) -> list[str]:
+        return [g.label for g in self.ffn]
+
+
+def afd_pairs(mc: ModelCase, opts: CandidateOptions) -> AfdPairs:
+    m, chips, wb = mc.m, mc.chips, mc.wb
     attn_params = m.attn_params + m.lm_head_params
-    b = BATCH_GRID[None, :]
-    fits = b <= max_batch(m, ag.chip, s.max_ctx, ag.tp, 1, wb, kvb, weight_params=attn_params)
-    link_gb_s = ag.chip.net_gb_s * ag.chips
-    latency = max(ag.chip.net_latency_us, fg.chip.net_latency_us)
-    best_t = None
-    best_mb = np.zeros(fits.shape)
+    # FFN chips hold weights only (no KV): fill their SRAM.
+    ffn_groups = {
+        sku: hardware_groups(m, chip, wb, m.ffn_params, [1], sram_headroom=1.0)
+        for sku, chip in chips.items()
+        if chip.is_sram  # AFD pays off where FFN weights live in SRAM
+    }
+    ffn: list[Group] = []
+    ffn_at: dict[str, list[int]] = {}
+    for sku, gl in ffn_groups.items():
+        ffn_at[sku] = list(range(len(ffn), len(ffn) + len(gl)))
+        ffn += gl
+    attn: list[Group] = []
+    ai: list[int] = []
+    fi: list[int] = []
+    for a_sku, a_chip in chips.items():
+        if a_chip.is_sram:
+            continue  # attention keeps the KV cache in HBM
+        a_groups = hardware_groups(m, a_chip, wb, attn_params, opts.tp_options)
+        a_groups = [ag for ag in a_groups if ag.pp == 1]
+        a_at = list(range(len(attn), len(attn) + len(a_groups)))
+        attn += a_groups
+        for f_sku, f_idx in ffn_at.items():
+            if f_sku == a_sku:
+                continue
+            for a in a_at:
+                ai += [a] * len(f_idx)
+                fi += f_idx
+    return AfdPairs(attn, ffn, np.array(ai, dtype=int), np.array(fi, dtype=int))
+
+
+def _afd_parts(mc: ModelCase, opts: CandidateOptions, mi: int, out: RowParts) -> None:
+    pairs = afd_pairs(mc, opts)
+    if not len(pairs.ai):
+        return
+    A, F = stack_groups(pairs.attn), stack_groups(pairs.ffn)
+    per_pair = len(mc.s.names) * len(BATCH_GRID)
+    chunk = max(1, AFD_CHUNK_ELEMENTS // max(1, per_pair))
+    for lo in range(0, len(pairs.ai), chunk):
+        sel = slice(lo, lo + chunk)
+        _afd_chunk(mc, pairs, A, F, pairs.ai[sel], pairs.fi[sel], opts, mi, out, lo)
+
+
+def _afd_chunk(
+    mc: ModelCase, pairs: AfdPairs, A: Groups, F: Groups, ai: np.ndarray, fi: np.ndarray,
+    opts: CandidateOptions, mi: int, out: RowParts, first_unit: int,
+) -> None:  # fmt: skip
+    """Decode step of each AFD pair with m micro-batches pipelining attention, FFN and link,
+    T = (a + f + x) + (m - 1) max(a, f, x); the best m per batch. Attention and FFN parts
+    are evaluated once per distinct group (all of A and F), then paired."""
+    m, s, wb, kvb, spec = mc.m, mc.s, mc.wb, mc.kvb, mc.spec
+    attn_params = m.attn_params + m.lm_head_params
+    b = BATCH_GRID
+    fits_a = max_batch(m, A.chip, s.max_ctx, A.tp, 1, wb, kvb, weight_params=attn_params) >= b
+    shape = (len(ai), len(s.names), len(b))
+    fits = np.broadcast_to(fits_a, (len(A), *shape[1:]))[ai]
+    link_gb_s = (A.chip.net_gb_s * A.chips)[ai]
+    latency = np.maximum(A.chip.net_latency_us[ai], F.chip.net_latency_us[fi])
+    best_t: np.ndarray | None = None
+    best_mb = np.zeros(shape)
     for mb in opts.afd_microbatches:
         bb = b / mb
-        a = attention_decode(m, ag.chip, 1.0, bb, s.mean_ctx, ag.tp, wb, kvb).time_ms
-        a = (
-            a
-            + lm_head(m, ag.chip, bb, ag.tp, wb).time_ms
-            + m.layers * ag.chip.layer_overhead_us / 1e3
-        )
-        f = (
-            ffn_decode(m, fg.chip, bb, fg.tp, wb).time_ms
-            + m.layers * fg.chip.layer_overhead_us / 1e3
-        )
+        a = attention_decode(m, A.chip, 1.0, bb, s.mean_ctx, A.tp, wb, kvb).time_ms
+        a = a + lm_head(m, A.chip, bb, A.tp, wb).time_ms + m.layers * A.chip.layer_overhead_us / 1e3
+        f = ffn_decode(m, F.chip, bb, F.tp, wb).time_ms + m.layers * F.chip.layer_overhead_us / 1e3
         x = afd_crossings_ms(bb, m.hidden, m.layers, link_gb_s, latency)
-        t = (a + f + x) + (mb - 1) * np.maximum(np.maximum(a, f), x)
-        t = np.broadcast_to(t, fits.shape)
-        better = np.ones(fits.shape, bool) if best_t is None else t < best_t
+        a, f = a[ai], f[fi]
+        t = np.broadcast_to((a + f + x) + (mb - 1) * np.maximum(np.maximum(a, f), x), shape)
+        better = np.ones(shape, bool) if best_t is None else t < best_t
         best_mb = np.where(better, mb, best_mb)
         best_t = t if best_t is None else np.minimum(best_t, t)
     assert best_t is not None
-    ok = fits & (best_t <= s.tpot_ms)
-    idx, any_ok = best_batch(best_t, ok)
-    r = np.arange(len(s.names))
-    bsel, tsel = BATCH_GRID[idx], best_t[r, idx]
-    return _rows(
-        f"afd|{tag}|{ag.label}+{fg.label}", "afd", _units(ag, fg), _power(ag, fg), s, "decode",
-        bsel * 1000.0 / (s.output[:, 0] * tsel), any_ok,
-        {"tpot_ms": tsel, "batch": bsel, "microbatches": best_mb[r, idx]},
-        f"afd decode: {spec.id} ({precision}) attention on {ag.chips} x {ag.sku}, FFN on {fg.chips} x {fg.sku}",
-        {"model": spec.id, "precision": precision, "hardware": ag.sku, "tp": ag.tp, "pp": 1,
-         "topology": "pd+afd", "ffn_hardware": fg.sku},
-    )  # fmt: skip
+    idx, any_ok = best_batch(fits & (best_t <= s.tpot_ms))
+    bsel, tsel = BATCH_GRID[idx], at_batch(best_t, idx)
+
+    def meta(k: int) -> Meta:
+        ag, fg = pairs.attn[ai[k]], pairs.ffn[fi[k]]
+        return Meta(
+            f"afd|{mc.tag}|{pairs.attn_labels[ai[k]]}+{pairs.ffn_labels[fi[k]]}",
+            _units(ag, fg), _power(ag, fg),
+            f"afd decode: {spec.id} ({mc.precision}) attention on {ag.chips} x {ag.sku}, FFN on {fg.chips} x {fg.sku}",
+            {"model": spec.id, "precision": mc.precision, "hardware": ag.sku, "tp": ag.tp,
+             "pp": 1, "topology": "pd+afd", "ffn_hardware": fg.sku},
+        )  # fmt: skip
+
+    out.add(
+        (mi, 1, 0),
+        "afd",
+        "decode",
+        s,
+        bsel * 1000.0 / (s.output[:, 0] * tsel),
+        any_ok,
+        {"tpot_ms": tsel, "batch": bsel, "microbatches": at_batch(best_mb, idx)},
+        meta,
+        first_unit=first_unit,
+    )
 
 
 # --------------------------------------------------------------------------------------
 # Pruning
 # --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _RateMatrix:
+    """A candidate table as arrays: one row per candidate (in order of first appearance),
+    one column per (workload, phase); NaN where the candidate does not serve it."""
+
+    codes: np.ndarray  # per table row: its candidate's row in `rate`
+    names: list[str]
+    first: np.ndarray  # per candidate: its first table row
+    rate: np.ndarray
+
+    @property
+    def served(self) -> np.ndarray:
+        return ~np.isnan(self.rate)
+
+    def column(self, table: pd.DataFrame, name: str) -> np.ndarray:
+        """Per candidate: `name` on its first row."""
+        return table[name].to_numpy(dtype=object)[self.first]
+
+
+def _rate_matrix(table: pd.DataFrame, aggregate: str) -> _RateMatrix:
+    """`aggregate` decides duplicate (candidate, workload, phase) rows: "last" as a dict
+    update would, "max" as pivot_table(aggfunc="max") would (NaN rates skipped)."""
+    codes, uniques = pd.factorize(table["candidate"])
+    _, first = np.unique(codes, return_index=True)
+    w, _ = pd.factorize(table["workload"])
+    p, phases = pd.factorize(table["phase"])
+    _, cols = np.unique(w * len(phases) + p, return_inverse=True)
+    n_cols = int(cols.max()) + 1
+    rate = np.full((len(uniques), n_cols), np.nan)
+    v = table["rate_rps"].to_numpy(dtype=float)
+    if aggregate == "max":
+        np.fmax.at(rate, (codes, cols), v)
+    else:
+        cell = codes * n_cols + cols
+        _, last_rev = np.unique(cell[::-1], return_index=True)
+        keep = len(cell) - 1 - last_rev
+        rate.flat[cell[keep]] = v[keep]
+    return _RateMatrix(codes, uniques.to_numpy(dtype=object).tolist(), first, rate)
+
+
+def _column_components(served: np.ndarray) -> np.ndarray:
+    """Per candidate (row of `served`): a label, equal for candidates linked by serving a
+    common (workload, phase) column, directly or through others; -1 if it serves none.
+
+    Labels spread as minima between candidates and their columns until they settle (a few
+    rounds: candidates of one model share its workloads' columns)."""
+    n_cols = served.shape[1]
+    none = n_cols  # larger than any column index
+    col = np.arange(n_cols)
+    while True:
+        row = np.where(served, col[None, :], none).min(axis=1, initial=none)
+        new = np.minimum(col, np.where(served, row[:, None], none).min(axis=0, initial=none))
+        if np.array_equal(new, col):
+            return np.where(row < none, row, -1)
+        col = new
+
+
+def _pairs_within(group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every ordered pair (a, b), a != b, of rows with the same `group` label."""
+    order = np.argsort(group, kind="stable")
+    _, start, size = np.unique(group[order], return_index=True, return_counts=True)
+    per_b = np.repeat(size, size)  # each b pairs with every member of its group
+    b = np.repeat(order, per_b)
+    first = np.repeat(np.repeat(start, size), per_b)
+    a = order[first + np.arange(len(b)) - np.repeat(np.cumsum(per_b) - per_b, per_b)]
+    keep = a != b
+    return a[keep], b[keep]
+
+
+# Elements of (candidate pair, column) comparisons evaluated at once: bounds temporaries.
+PAIR_CHUNK_ELEMENTS = 1 << 21
+
+
+def _replaces(
+    a: np.ndarray, b: np.ndarray, rate: np.ndarray, units: np.ndarray, power: np.ndarray,
+    rank: np.ndarray,
+) -> np.ndarray:  # fmt: skip
+    """Per pair: k copies of candidate a replace candidate b chip for chip (prune_dominated's
+    test). `units`: chips per SKU of the family's SKUs in sorted order, padded with the
+    first; `rank`: position by name."""
+    k_all = units[b] / units[a]
+    k = k_all[:, 0]
+    one_k = np.all(k_all == k[:, None], axis=1)
+    whole = ~(k < 1) & ~(np.abs(k - np.round(k)) > 1e-9)
+    lean = ~(k * power[a] > power[b] * (1 + 1e-12))
+    ok = one_k & whole & lean
+    out = np.zeros(len(a), dtype=bool)
+    chunk = max(1, PAIR_CHUNK_ELEMENTS // max(1, rate.shape[1]))
+    candidates = np.flatnonzero(ok)
+    for lo in range(0, len(candidates), chunk):
+        sel = candidates[lo : lo + chunk]
+        ra, rb, kk = rate[a[sel]], rate[b[sel]], k[sel, None]
+        sa, sb = ~np.isnan(ra), ~np.isnan(rb)
+        short = np.any(sb & (~sa | (kk * ra < rb * (1 - 1e-12))), axis=1)
+        same = np.all(~sb | (np.abs(ra - rb) <= 1e-12 * rb), axis=1)
+        identical = (k[sel] == 1) & same
+        out[sel] = ~short & ~(identical & (rank[a[sel]] > rank[b[sel]]))
+    return out
 
 
 def prune_dominated(table: pd.DataFrame) -> pd.DataFrame:
@@ -443,43 +837,45 @@ def prune_dominated(table: pd.DataFrame) -> pd.DataFrame:
     fast and for no more power: k instances of the other replace one of it chip for chip, so
     no plan gets worse. Different SKU mixes are never compared (prices, dates and budgets
     decide between them), nor different topologies (a colocated instance serves whole
-    requests, a prefill pool only prompts)."""
+    requests, a prefill pool only prompts).
+
+    Candidates are taken in name order; one already dropped replaces nothing (of two
+    identical candidates, the first by name stays)."""
     if table.empty:
         return table
-    first = table.drop_duplicates("candidate").set_index("candidate")
-    rates: dict[str, dict[tuple[str, str], float]] = {}
-    for c, w, p, v in table[["candidate", "workload", "phase", "rate_rps"]].itertuples(index=False):
-        rates.setdefault(c, {})[(w, p)] = v
-    topo = dict(zip(first.index, first["topology"], strict=True))
-    units_of = dict(zip(first.index, first["units"], strict=True))
-    power_of = dict(zip(first.index, first["power_w"].astype(float), strict=True))
-    families: dict[tuple, list[str]] = {}
-    for c in sorted(first.index):
-        families.setdefault((topo[c], tuple(sorted(units_of[c]))), []).append(c)
-    dominated: set[str] = set()
-    for names in families.values():
-        units, power = units_of, power_of
-        for b in names:
-            for a in names:
-                if a == b or a in dominated:
-                    continue
-                ks = {units[b][sku] / units[a][sku] for sku in units[b]}
-                if len(ks) != 1:
-                    continue
-                k = ks.pop()
-                if k < 1 or abs(k - round(k)) > 1e-9:
-                    continue
-                rb, ra = rates[b], rates[a]
-                if any(key not in ra or k * ra[key] < rb[key] * (1 - 1e-12) for key in rb):
-                    continue
-                if k * power[a] > power[b] * (1 + 1e-12):
-                    continue
-                identical = k == 1 and all(abs(ra[key] - rb[key]) <= 1e-12 * rb[key] for key in rb)
-                if identical and a > b:
-                    continue  # of two identical candidates, keep the first by name
-                dominated.add(b)
-                break
-    return table[~table["candidate"].isin(dominated)].reset_index(drop=True)
+    rm = _rate_matrix(table, "last")
+    n = len(rm.names)
+    units_of = rm.column(table, "units")
+    power = table["power_w"].to_numpy(dtype=float)[rm.first]
+    rank = np.empty(n, dtype=int)
+    rank[sorted(range(n), key=rm.names.__getitem__)] = np.arange(n)
+    sku_sets = [tuple(sorted(u)) for u in units_of]
+    families: dict[tuple, int] = {}
+    family = np.array([
+        families.setdefault(key, len(families))
+        for key in zip(rm.column(table, "topology"), sku_sets, strict=True)
+    ])  # fmt: skip
+    width = max(len(x) for x in sku_sets)
+    units = np.array(
+        [[u[s] for s in skus] + [u[skus[0]]] * (width - len(skus))
+         for u, skus in zip(units_of, sku_sets, strict=True)],
+        dtype=float,
+    )  # fmt: skip
+    # A replacement serves every column the candidate serves, so only candidates linked
+    # through shared columns compare (unless one serves nothing: then all of a family do).
+    part = _column_components(rm.served)
+    if np.any(part < 0):
+        part = np.zeros(n, dtype=int)
+    a, b = _pairs_within(family * (int(part.max()) + 2) + part + 1)
+    hit = _replaces(a, b, rm.rate, units, power, rank)
+    a, b = a[hit], b[hit]
+    # In name order, a candidate is dropped when one not yet dropped replaces it.
+    gone = np.zeros(n, dtype=bool)
+    by_b = np.lexsort((a, rank[b]))
+    for bb, aa in zip(b[by_b].tolist(), a[by_b].tolist(), strict=True):
+        if not gone[bb] and not gone[aa]:
+            gone[bb] = True
+    return table[~gone[rm.codes]].reset_index(drop=True)
 
 
 def chip_hour_usd(skus: pd.DataFrame, settings: Settings) -> dict[str, float]:
@@ -509,6 +905,35 @@ def first_usable(skus: pd.DataFrame, settings: Settings) -> dict[str, int]:
     return out
 
 
+# Elements of the (dominator, candidate, column) comparisons in prune_to_frontier evaluated
+# at once: bounds the temporaries for large tables.
+FRONTIER_CHUNK_ELEMENTS = 1 << 21
+
+
+def _frontier_keep(
+    cost: np.ndarray, power: np.ndarray, served: np.ndarray, av: np.ndarray
+) -> np.ndarray:
+    """Per candidate (row): whether no other row dominates it (see prune_to_frontier).
+
+    B's columns are the ones it serves; comparing A on the others is skipped by masking
+    rather than by selecting columns per B, which vectorizes over B."""
+    n, n_cols = cost.shape
+    keep = np.ones(n, dtype=bool)
+    chunk = max(1, FRONTIER_CHUNK_ELEMENTS // max(1, n * n_cols))
+    for lo in range(0, n, chunk):
+        b = slice(lo, min(n, lo + chunk))
+        sb = served[None, b, :]  # (1, nb, c)
+        cb, pb = cost[None, b, :], power[None, b, :]
+        ca, pa = cost[:, None, :], power[:, None, :]
+        le_cost = np.all(~sb | (ca <= cb * (1 + 1e-12)), axis=2)
+        le_power = np.all(~sb | (pa <= pb * (1 + 1e-12)), axis=2)
+        strict = np.any(sb & ((ca < cb * (1 - 1e-9)) | (pa < pb * (1 - 1e-9))), axis=2)
+        dom = le_cost & le_power & strict & (av[:, None] <= av[None, b])
+        dom[np.arange(lo, b.stop), np.arange(b.stop - lo)] = False
+        keep[b] = ~dom.any(axis=0)
+    return keep
+
+
 def prune_to_frontier(table: pd.DataFrame, skus: pd.DataFrame, settings: Settings) -> pd.DataFrame:
     """Keep, per phase scope, the candidates on the cost-power frontier of their workloads.
 
@@ -522,50 +947,36 @@ def prune_to_frontier(table: pd.DataFrame, skus: pd.DataFrame, settings: Setting
     """
     if table.empty:
         return table
-    first = table.drop_duplicates("candidate").set_index("candidate")
-    scope = first["topology"].map(lambda t: t if t in ("colocated", "prefill") else "decode")
+    rm = _rate_matrix(table, "max")
+    topo, units_of = rm.column(table, "topology"), rm.column(table, "units")
+    power_w = table["power_w"].to_numpy(dtype=float)[rm.first]
+    scope = np.array([t if t in ("colocated", "prefill") else "decode" for t in topo])
     # Ranking cost of one instance-hour: chips at capex-or-rent, plus energy and hosting.
     chip_usd, usable = chip_hour_usd(skus, settings), first_usable(skus, settings)
     usd_per_w = (
         settings.pue * settings.electricity_usd_per_kwh + settings.hosting_usd_per_kw_month / 730.0
     ) / 1000.0
-    cost_h = pd.Series({
-        c: sum(n * chip_usd[k] for k, n in u.items()) + p * usd_per_w
-        for c, u, p in zip(first.index, first["units"], first["power_w"], strict=True)
-    })  # fmt: skip
-    avail = pd.Series(
-        {c: max(usable[k] for k in u) for c, u in zip(first.index, first["units"], strict=True)}
-    )
-    keep: set[str] = set()
-    for _, names in scope.groupby(scope, sort=True):
-        names_l = sorted(names.index)
-        sub = table[table["candidate"].isin(names_l)]
-        rate = sub.pivot_table(
-            index="candidate", columns=["workload", "phase"], values="rate_rps", aggfunc="max"
-        ).reindex(names_l)
-        r = rate.to_numpy(dtype=float)
-        served = ~np.isnan(r)
-        cost = np.where(
-            served, cost_h.reindex(names_l).to_numpy()[:, None] / np.where(served, r, 1.0), np.inf
+    cost_h = np.array([
+        sum(n * chip_usd[k] for k, n in u.items()) + p * usd_per_w
+        for u, p in zip(units_of, power_w, strict=True)
+    ])  # fmt: skip
+    avail = np.array([max(usable[k] for k in u) for u in units_of])
+    served = rm.served
+    r = np.where(served, rm.rate, 1.0)
+    cost = np.where(served, cost_h[:, None] / r, np.inf)
+    power = np.where(served, power_w[:, None] / r, np.inf)
+    # A dominator serves every column B serves, so (with B's power finite there) only
+    # candidates linked through shared columns can dominate each other.
+    linked = bool(np.all(np.isfinite(power[served] * (1 + 1e-12))))
+    part = _column_components(served) if linked else np.zeros(len(served), dtype=int)
+    keep = np.zeros(len(served), dtype=bool)
+    for key in set(zip(scope.tolist(), part.tolist(), strict=True)):
+        idx = np.flatnonzero((scope == key[0]) & (part == key[1]))
+        cols = np.flatnonzero(served[idx].any(axis=0))
+        keep[idx] = _frontier_keep(
+            cost[np.ix_(idx, cols)], power[np.ix_(idx, cols)], served[np.ix_(idx, cols)], avail[idx]
         )
-        power = np.where(
-            served,
-            first["power_w"].reindex(names_l).to_numpy(float)[:, None] / np.where(served, r, 1.0),
-            np.inf,
-        )
-        av = avail.reindex(names_l).to_numpy()
-        for i, b in enumerate(names_l):
-            cols = served[i]
-            le_cost = np.all(cost[:, cols] <= cost[i, cols] * (1 + 1e-12), axis=1)
-            le_power = np.all(power[:, cols] <= power[i, cols] * (1 + 1e-12), axis=1)
-            strict = np.any(cost[:, cols] < cost[i, cols] * (1 - 1e-9), axis=1) | np.any(
-                power[:, cols] < power[i, cols] * (1 - 1e-9), axis=1
-            )
-            dom = le_cost & le_power & strict & (av <= av[i])
-            dom[i] = False
-            if not dom.any():
-                keep.add(b)
-    return table[table["candidate"].isin(keep)].reset_index(drop=True)
+    return table[keep[rm.codes]].reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------------------
@@ -623,9 +1034,8 @@ def build_candidates(
     opts = options or CandidateOptions()
     skus = usable_skus(catalog, opts.allowed_skus)
     w = demand.workloads
-    rows: list[dict] = []
-    best: list[dict] = []
     uncalibrated: set[str] = set()
+    cases: list[ModelCase] = []
     for (model_id, precision), grp in w.groupby([w["model"], w["precision"].fillna("")], sort=True):
         spec = catalog.models[str(model_id)]
         prec = str(precision) or spec.native_precision
@@ -646,11 +1056,12 @@ def build_candidates(
             ttft_ms=grp["ttft_ms"].to_numpy(float)[:, None],
             pct=grp["percentile"].to_numpy(float)[:, None],
         )
-        r, b = enumerate_model(spec, prec, shapes, chips, catalog, opts)
-        rows += r
-        best += b
-    table = pd.DataFrame(rows)
-    if table.empty:
+        cases.append(model_case(spec, prec, shapes, chips, opts))
+    parts, best = RowParts(), BestParts()
+    for mi, (mc, pre) in enumerate(zip(cases, prefill_pools(cases), strict=True)):
+        enumerate_model(mc, pre, catalog, opts, mi, parts, best)
+    table = parts.frame()
+    if table is None:
         table = pd.DataFrame(
             columns=[
                 "candidate",
@@ -704,20 +1115,24 @@ def build_candidates(
     )
 
 
-def _best_reachable(best: list[dict]) -> pd.DataFrame:
-    if not best:
+def _best_reachable(best: BestParts) -> pd.DataFrame:
+    """Per workload (sorted): the lowest batch-1 TPOT and prefill TTFT any group reaches,
+    and the first group (in enumeration order) reaching it."""
+    found: dict[str, dict] = {}
+    for names, labels, ttft, tpot in best.cases:
+        for i, wname in enumerate(names):
+            row: dict = {"workload": wname}
+            for kind, values in (("tpot", tpot[:, i]), ("ttft", ttft[:, i])):
+                finite = np.isfinite(values)
+                if finite.any():
+                    j = int(np.argmin(np.where(finite, values, np.inf)))
+                    row[f"best_{kind}_ms"] = float(values[j])
+                    row[f"{kind}_where"] = str(labels[j])
+            if len(row) > 1:
+                found[wname] = row
+    out = [found[k] for k in sorted(found)]
+    if not out:
         return pd.DataFrame(
             columns=["workload", "best_tpot_ms", "tpot_where", "best_ttft_ms", "ttft_where"]
         )
-    df = pd.DataFrame(best)
-    out = []
-    for wname, g in df.groupby("workload", sort=True):
-        row: dict = {"workload": wname}
-        for kind in ("tpot", "ttft"):
-            k = g[g["kind"] == kind]
-            if len(k):
-                i = k["value_ms"].idxmin()
-                row[f"best_{kind}_ms"] = float(k.at[i, "value_ms"])
-                row[f"{kind}_where"] = str(k.at[i, "where"])
-        out.append(row)
     return pd.DataFrame(out)
