@@ -553,15 +553,25 @@ def comparison_fleets(
             "skus": sorted(set(p.purchases["sku"]) | set(p.rentals["sku"])) if ok else [],
         }  # fmt: skip
 
-    rows = [row("this plan", plan)]
+    this = row("this plan", plan)
+    rows = [this]
+    fleet = plan.fleet
+    used = set(this["skus"]) | set(fleet.loc[fleet["used_chips"] > 0, "sku"])  # existing too
+    proven = plan.status == "optimal"
+
+    def restricted(label: str, skus: set[str]) -> dict[str, Any]:
+        # The plan already lives inside the restriction: it is feasible there, and the
+        # restriction cannot do better than the unrestricted optimum, so it is the
+        # restricted optimum (within the same gap) without a second solve.
+        if proven and used <= skus:
+            return {**this, "fleet": label}
+        return row(label, solve_plan(restrict_to(data, skus), profile))
+
     all_skus = set(data.skus.index)
     gpus = {s for s in all_skus if catalog.hardware[s].kind == "gpu"}
     if gpus and gpus != all_skus:
-        rows.append(row("GPU only", solve_plan(restrict_to(data, gpus), profile)))
-    singles = [
-        row(f"single SKU: {s}", solve_plan(restrict_to(data, {s}), profile))
-        for s in sorted(all_skus)
-    ]
+        rows.append(restricted("GPU only", gpus))
+    singles = [restricted(f"single SKU: {s}", {s}) for s in sorted(all_skus)]
     solved = [r for r in singles if r["total_cost_usd"] is not None]
     if solved:
         # Best = serves the most, then costs the least.

@@ -250,3 +250,25 @@ def test_an_unservable_workload_does_not_inflate_the_rest(tmp_path: Path) -> Non
     assert mixed.verification.passed
     gap = load_profile("default").mip_rel_gap
     assert mixed.plan.total_cost_usd <= clean.plan.total_cost_usd * (1 + 2 * gap) + 1.0
+
+
+def test_comparison_rows_reused_from_the_plan_equal_a_real_solve() -> None:
+    """Where the plan already runs inside a restriction (here: the default plan uses GPUs
+    only), its comparison row is the plan itself, not a re-solve. That must be what the
+    restricted MIP finds: same cost within the two solves' gaps."""
+    from planner.catalog import data_dir
+    from planner.plan import solve_plan
+    from planner.planning import comparison_fleets, prepare, restrict_to
+
+    profile = load_profile("default")
+    _, _, cs = prepare(Path(data_dir("demand")) / "default.csv", Scenario(), CATALOG)
+    plan = solve_plan(cs.data, profile)
+    rows = {r["fleet"]: r for r in comparison_fleets(plan, cs.data, CATALOG, profile)}
+    used = set(plan.fleet.loc[plan.fleet["used_chips"] > 0, "sku"])
+    gpus = {s for s in cs.data.skus.index if CATALOG.hardware[s].kind == "gpu"}
+    assert used <= gpus < set(cs.data.skus.index)  # the shortcut applies to "GPU only"
+    assert rows["GPU only"]["total_cost_usd"] == rows["this plan"]["total_cost_usd"]
+    solved = solve_plan(restrict_to(cs.data, gpus), profile)
+    assert solved.status == "optimal"
+    tolerance = 2 * profile.mip_rel_gap * solved.total_cost_usd
+    assert abs(solved.total_cost_usd - rows["GPU only"]["total_cost_usd"]) <= tolerance
