@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from planner.report.model import ReportTable
-from planner.report.view import TOL, PlanView
+from planner.report.view import TOL, PlanView, pairs
 
 COST_PARTS = ("capex_usd", "rental_usd", "energy_usd", "hosting_usd")
 Shares = dict[str, float]  # workload -> weight (not necessarily normalised)
@@ -124,27 +124,27 @@ class _Attribution:
         return {}
 
 
-def _capex_by_sku(view: PlanView, period: str) -> Shares:
-    """SKU -> weight of the period's capex."""
+def _by_period_and_sku(frame: pd.DataFrame, value: str) -> dict[str, Shares]:
+    """period -> SKU -> sum of `value`: one groupby for all periods (the same sums, in the
+    same order, as grouping each period's rows by SKU)."""
+    out: dict[str, Shares] = defaultdict(dict)
+    for (t, sku), v in frame.groupby(["period", "sku"])[value].sum().items():
+        out[str(t)][str(sku)] = float(v)
+    return out
+
+
+def _capex_by_sku(view: PlanView) -> dict[str, Shares]:
+    """period -> SKU -> weight of the period's capex."""
     p = view.plan.purchases
     if view.plan.settings.cost_basis == "horizon":
-        paid = p[p["period"] == period].groupby("sku")["capex_usd"].sum()
-        return {str(k): float(v) for k, v in paid.items()}
+        return _by_period_and_sku(p, "capex_usd")
     per_chip = (p.groupby("sku")["capex_usd"].sum() / p.groupby("sku")["chips"].sum()).to_dict()
-    f = view.plan.fleet[view.plan.fleet["period"] == period]
-    return {
-        str(r.sku): max(0.0, r.owned_chips - view.existing_chips(r.sku, period))
-        * float(per_chip.get(r.sku, 0.0))
-        for r in f.itertuples()
-    }
-
-
-def _rental_by_sku(view: PlanView, period: str) -> Shares:
-    r = view.plan.rentals
-    return {
-        str(k): float(v)
-        for k, v in r[r["period"] == period].groupby("sku")["cost_usd"].sum().items()
-    }
+    out: dict[str, Shares] = defaultdict(dict)
+    for r in view.plan.fleet.itertuples():
+        out[str(r.period)][str(r.sku)] = max(
+            0.0, r.owned_chips - view.existing_chips(r.sku, r.period)
+        ) * float(per_chip.get(r.sku, 0.0))
+    return out
 
 
 def _split_by_sku(att: _Attribution, by_sku: Shares, amount: float, period: str) -> Shares:
@@ -159,13 +159,12 @@ def attributed_costs(view: PlanView) -> pd.DataFrame:
     workload is served (a period whose cost no workload can carry is left out)."""
     att = _Attribution(view)
     fallback = _normalise(att.chip_time_all)
+    capex, rental = _capex_by_sku(view), _by_period_and_sku(view.plan.rentals, "cost_usd")
     rows = []
     for c in view.plan.costs.itertuples(index=False):
         parts: dict[str, Shares] = {
-            "capex_usd": _split_by_sku(att, _capex_by_sku(view, c.period), c.capex_usd, c.period),
-            "rental_usd": _split_by_sku(
-                att, _rental_by_sku(view, c.period), c.rental_usd, c.period
-            ),
+            "capex_usd": _split_by_sku(att, capex.get(c.period, {}), c.capex_usd, c.period),
+            "rental_usd": _split_by_sku(att, rental.get(c.period, {}), c.rental_usd, c.period),
         }
         power = _normalise(att.power.get(c.period, {})) or fallback
         parts["energy_usd"] = {w: c.energy_usd * s for w, s in power.items()}
@@ -183,9 +182,10 @@ def output_tokens(view: PlanView) -> pd.DataFrame:
     d = view.demand
     if d.empty:
         return pd.DataFrame(columns=["workload", "period", "output_mtok"])
-    unserved = view.plan.unserved.set_index(["workload", "period"])["share"]
+    unserved = pairs(view.plan.unserved, "workload", "period", "share")
     lost = [
-        float(unserved.get((w, t), 0.0)) for w, t in zip(d["workload"], d["period"], strict=True)
+        unserved.get((w, t), 0.0)
+        for w, t in zip(d["workload"].tolist(), d["period"].tolist(), strict=True)
     ]
     out_tokens = d["workload"].map(
         lambda w: float(view.workloads.get(w, {}).get("output_tokens", 0))

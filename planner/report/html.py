@@ -7,6 +7,7 @@ inputs (workload names, notes) is escaped; nothing in the page runs script.
 from __future__ import annotations
 
 import base64
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,9 @@ def templates_dir() -> Path:
     return data_dir("reports/templates")
 
 
+@functools.cache
 def _environment() -> jinja2.Environment:
+    """One environment per process: it keeps the compiled template for the next report."""
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir())),
         autoescape=True,  # every template, whatever its extension
@@ -38,16 +41,10 @@ def _environment() -> jinja2.Environment:
 
 def _numeric_columns(t: ReportTable) -> set[str]:
     """Columns whose non-empty cells are all numbers (right-aligned, dashes too)."""
-    out = set()
-    for c in t.columns:
-        values = [
-            v
-            for v in t.frame[c].tolist()
-            if v is not None and not (isinstance(v, float) and v != v)
-        ]
-        if not t.frame.empty and all(is_number(v) for v in values):
-            out.add(c)
-    return out
+    records = t.records()  # NaN is None here
+    if not records:
+        return set()
+    return {c for c in t.columns if all(is_number(r[c]) for r in records if r[c] is not None)}
 
 
 def _cell(key: str, v: Any, numeric: bool) -> dict[str, str]:

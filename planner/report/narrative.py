@@ -115,16 +115,19 @@ def _decode_styles(view: PlanView) -> str:
 
 def _split_workloads(view: PlanView) -> tuple[int, int]:
     """(workloads whose prefill and decode run on different SKUs in some period, served)."""
-    r = view.plan.routing[view.plan.routing["load_rps"] > TOL]
-    split: set[str] = set()
-    for (w, _t), g in r.groupby(["workload", "period"]):
-        skus = {
-            ph: set().union(*(view.units(c) for c in gg["candidate"]))
-            for ph, gg in g.groupby("phase")
-        }
-        if skus.get("prefill") and skus.get("decode") and not skus["prefill"] & skus["decode"]:
-            split.add(str(w))
-    return len(split), r["workload"].nunique()
+    r = view.plan.routing
+    # Plain dicts, not a nested groupby: pandas' per-group overhead was most of this cost.
+    skus: dict[tuple[str, str], dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    columns = [r[k].tolist() for k in ("workload", "period", "phase", "candidate", "load_rps")]
+    for w, t, ph, c, load in zip(*columns, strict=True):
+        if load > TOL:
+            skus[(str(w), str(t))][str(ph)] |= set(view.units(c))
+    split = {
+        w
+        for (w, _t), by in skus.items()
+        if by.get("prefill") and by.get("decode") and not by["prefill"] & by["decode"]
+    }
+    return len(split), len({w for w, _t in skus})
 
 
 def _rental_sentence(view: PlanView) -> str:

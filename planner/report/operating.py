@@ -51,39 +51,52 @@ def frontier_curves(view: PlanView) -> tuple[ReportTable, list[str]]:
     """Curves (one per decode pool) with the chosen batch marked; and notes on any skipped."""
     if view.catalog is None:
         return _table(pd.DataFrame(columns=CURVE_COLUMNS)), ["no catalog: frontier not drawn"]
-    frames, notes = [], []
+    # Columns as lists, one DataFrame at the end: a frame and a concat per pool cost more
+    # than the pool's curve in pandas overhead.
+    cols: dict[str, list[Any]] = {c: [] for c in CURVE_COLUMNS}
+    notes: list[str] = []
     for candidate, workload in _decode_pools(view):
         label = f"{workload}: {short_name(candidate)}"
         try:
             kwargs = _kwargs(view, candidate, workload)
             curve = frontier_table(kwargs, view.catalog)
             batch = int(view.rows[(candidate, workload, "decode")]["batch"])
-            chosen = evaluate(ServingConfig(**{**kwargs, "batch": batch}), view.catalog)
+            point = _chosen_point(curve, kwargs, batch, view)
         except Exception as exc:  # an old plan or a changed catalog: say so, draw the rest
             notes.append(f"{label}: not evaluated ({type(exc).__name__}: {exc})")
             continue
-        if curve.empty or not chosen.feasible:
+        if curve.empty or point is None:
             notes.append(f"{label}: the configuration does not evaluate as feasible now")
             continue
-        point = {"batch": chosen.batch, "tokens_per_s_per_user": chosen.tokens_per_s_per_user,
-                 "tokens_per_s_per_mw": chosen.tokens_per_s / (chosen.power_w / 1e6),
-                 "on_frontier": False, "chosen": True}  # fmt: skip
-        curve = pd.concat([curve.assign(chosen=False), pd.DataFrame([point])], ignore_index=True)
-        frames.append(
-            pd.DataFrame(
-                {
-                    "workload": workload,
-                    "configuration": label,
-                    "batch": curve["batch"],
-                    "output_tok_s_per_user": curve["tokens_per_s_per_user"],
-                    "output_tok_s_per_mw": curve["tokens_per_s_per_mw"],
-                    "on_frontier": curve["on_frontier"].astype(bool),
-                    "chosen": curve["chosen"].astype(bool),
-                }
-            )
-        )
-    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=CURVE_COLUMNS)
+        xs = [*curve["tokens_per_s_per_user"].tolist(), point[1]]
+        n = len(xs)
+        cols["workload"] += [workload] * n
+        cols["configuration"] += [label] * n
+        cols["batch"] += [*curve["batch"].tolist(), point[0]]
+        cols["output_tok_s_per_user"] += xs
+        cols["output_tok_s_per_mw"] += [*curve["tokens_per_s_per_mw"].tolist(), point[2]]
+        cols["on_frontier"] += [*(bool(v) for v in curve["on_frontier"].tolist()), False]
+        cols["chosen"] += [False] * (n - 1) + [True]
+    frame = pd.DataFrame(cols) if cols["workload"] else pd.DataFrame(columns=CURVE_COLUMNS)
     return _table(frame), notes
+
+
+def _chosen_point(
+    curve: pd.DataFrame, kwargs: dict[str, Any], batch: int, view: PlanView
+) -> tuple[int, float, float] | None:
+    """(batch, tokens/s per user, tokens/s per MW) at the batch the plan runs; None if that
+    does not evaluate as feasible. Taken from the curve when the curve has that batch (the
+    same evaluation), else evaluated."""
+    assert view.catalog is not None
+    same = curve[curve["batch"] == batch] if not curve.empty else curve
+    if len(same):
+        row = same.iloc[0]
+        return batch, float(row["tokens_per_s_per_user"]), float(row["tokens_per_s_per_mw"])
+    chosen = evaluate(ServingConfig(**{**kwargs, "batch": batch}), view.catalog)
+    if not chosen.feasible:
+        return None
+    return (chosen.batch, chosen.tokens_per_s_per_user,
+            chosen.tokens_per_s / (chosen.power_w / 1e6))  # fmt: skip
 
 
 def _table(frame: pd.DataFrame) -> ReportTable:

@@ -70,11 +70,10 @@ PLACEMENT_COLUMNS = ["workload", "phase", "topology", "prefill_sku", "decode_att
 def placement_table(view: PlanView) -> ReportTable:
     """One row per (workload, phase, serving configuration) over the horizon."""
     r = view.plan.routing[view.plan.routing["load_rps"] > TOL]
-    demand = view.demand.set_index(["workload", "period"])["requests_per_s"]
-    inst = view.plan.instances.set_index(["candidate", "period"])["count"]
+    demand, inst = view.peak_rps, view.instance_count
     rows = []
     for (w, p, c), g in r.groupby(["workload", "phase", "candidate"], sort=False):
-        asked = sum(float(demand.get((w, t), 0.0)) for t in view.periods)
+        asked = sum(demand.get((w, t), 0.0) for t in view.periods)
         row = view.rows.get((c, w, p), {})
         cfg = view.config(c)
         batch = row.get("batch")
@@ -82,7 +81,7 @@ def placement_table(view: PlanView) -> ReportTable:
             "workload": w, "phase": p, "topology": str(cfg.get("topology", "")),
             **phase_hardware(view, c, p), "parallelism": _parallelism(cfg, p),
             "batch": float(batch) if p == "decode" and batch else math.nan,
-            "instances_max": max(float(inst.get((c, t), 0.0)) for t in g["period"]),
+            "instances_max": max(inst.get((c, t), 0.0) for t in g["period"].tolist()),
             "share_of_load_pct": 100.0 * g["load_rps"].sum() / asked if asked > 0 else math.nan,
             "periods": _span(list(g["period"]), view.periods),
         })  # fmt: skip
@@ -111,12 +110,12 @@ def _workload_order(
 
 def routing_table(view: PlanView) -> ReportTable:
     r = view.plan.routing[view.plan.routing["load_rps"] > TOL]
-    inst = view.plan.instances.set_index(["candidate", "period"])["count"]
+    inst = view.instance_count
     frame = pd.DataFrame({
         "workload": r["workload"], "phase": r["phase"], "period": r["period"],
         "configuration": r["candidate"].map(view.describe), "load_rps": r["load_rps"],
         "share_pct": 100.0 * r["share"],
-        "instances": [float(inst.get((c, t), 0.0)) for c, t in zip(r["candidate"], r["period"], strict=True)],
+        "instances": [inst.get((c, t), 0.0) for c, t in zip(r["candidate"].tolist(), r["period"].tolist(), strict=True)],
         "candidate": r["candidate"],
     })  # fmt: skip
     frame = _workload_order(view, frame, ["phase", "period"], [True, True])
@@ -143,7 +142,7 @@ def predicted_ttft_ms(row: dict[str, Any], busy_fraction: float, percentile: flo
 
 
 def _worst_by_workload(view: PlanView) -> dict[str, dict[str, float]]:
-    busy = view.plan.utilization.set_index(["candidate", "period"])["busy_fraction"]
+    busy = view.busy_fraction
     worst: dict[str, dict[str, float]] = defaultdict(lambda: {"ttft": -math.inf, "tpot": -math.inf})
     r = view.plan.routing[view.plan.routing["load_rps"] > TOL]
     for x in r.itertuples(index=False):
@@ -152,7 +151,7 @@ def _worst_by_workload(view: PlanView) -> dict[str, dict[str, float]]:
         if row is None or wl is None:
             continue
         if x.phase == "prefill":
-            b = float(busy.get((x.candidate, x.period), 0.0))
+            b = busy.get((x.candidate, x.period), 0.0)
             ttft = predicted_ttft_ms(row, b, float(wl["percentile"]))
             worst[x.workload]["ttft"] = max(worst[x.workload]["ttft"], ttft)
         elif row.get("tpot_ms") is not None:
@@ -205,9 +204,9 @@ def _verdict(ttft: float, t_ttft: float, tpot: float, t_tpot: float) -> str:
 def utilization_table(view: PlanView) -> ReportTable:
     """Per SKU, role and period: chips deployed and the busy share of their time."""
     acc: dict[tuple[str, str, str], list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])
-    inst = view.plan.instances.set_index(["candidate", "period"])["count"]
+    inst = view.instance_count
     for u in view.plan.utilization.itertuples(index=False):
-        count = float(inst.get((u.candidate, u.period), 0.0))
+        count = inst.get((u.candidate, u.period), 0.0)
         roles = view.roles(u.candidate)
         for sku, chips in view.units(u.candidate).items():
             a = acc[(sku, roles.get(sku, ""), u.period)]

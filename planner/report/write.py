@@ -14,11 +14,10 @@ from planner.catalog import Catalog
 from planner.errors import InputProblem, PlannerInputError
 from planner.plan import Plan
 from planner.report.build import build_report
-from planner.report.html import write_html
-from planner.report.markdown import render_markdown
 from planner.report.model import Report
-from planner.report.pdf import write_pdf
-from planner.report.xlsx import write_xlsx
+
+# Each renderer is imported in _write_one, only when its format is asked for: jinja2 for
+# HTML, a browser for PDF; `planner plan --no-report` loads none of them.
 
 FORMATS: tuple[str, ...] = ("html", "pdf", "xlsx", "md", "json")
 DEFAULT_FORMATS: tuple[str, ...] = ("html", "md", "xlsx")
@@ -65,15 +64,24 @@ def write_reports(
 def _write_one(report: Report, out_dir: Path, fmt: str, html: Path | None) -> Path:
     path = out_dir / f"{BASENAME}.{fmt}"
     if fmt == "html":
+        from planner.report.html import write_html
+
         return write_html(report, path)
     if fmt == "md":
+        from planner.report.markdown import render_markdown
+
         path.write_text(render_markdown(report), encoding="utf-8")
         return path
     if fmt == "xlsx":
+        from planner.report.xlsx import write_xlsx
+
         return write_xlsx(report, path)
     if fmt == "json":
         path.write_text(json.dumps(report.to_dict(), indent=1, allow_nan=False) + "\n")
         return path
+    from planner.report.html import write_html
+    from planner.report.pdf import write_pdf
+
     if html is not None:
         return write_pdf(html, path)
     with tempfile.TemporaryDirectory(prefix="planner-report-") as tmp:
