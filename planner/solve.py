@@ -32,6 +32,7 @@ Other Pyomo solvers (gurobi, cplex, cbc, appsi_highs) are reached by profile thr
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import multiprocessing
 import threading
@@ -119,8 +120,12 @@ def solve(
     *,
     duals: bool = False,
     log: bool = False,
+    warm_start: bool = False,
 ) -> SolveResult:
     """Solve a model (or build one from PlanningData first) under a solver profile.
+
+    `warm_start`: the variables' current values are a feasible solution (e.g. an earlier
+    stage's answer); they become the MIP start, through the array path whatever the size.
 
     Never raises for an infeasible or failed solve: the status says what happened. It does
     raise SolverUnavailableError when the profile's solver is not installed.
@@ -138,7 +143,9 @@ def solve(
         # The array path also handles degenerate models (nothing to decide or constrain).
         has_rows = next(model.component_data_objects(pyo.Constraint, active=True), None) is not None
         small = has_rows and 0 < _n_variables(model) <= SMALL_MODEL_VARIABLES
-        solve_one = _solve_appsi if small else _solve_highs
+        solve_one = _solve_appsi if small and not warm_start else _solve_highs
+        if warm_start:
+            solve_one = functools.partial(_solve_highs, start_from_values=True)
     try:
         if _objective_is_power(model):
             result = _solve_lexicographic(model, profile, solve_one, duals=duals, log=log)
@@ -458,12 +465,22 @@ def _run(h: highspy.Highs, seconds_left: float) -> bool:
 
 
 def _solve_highs(
-    model: pyo.ConcreteModel, profile: SolverProfile, *, duals: bool, log: bool
+    model: pyo.ConcreteModel,
+    profile: SolverProfile,
+    *,
+    duals: bool,
+    log: bool,
+    start_from_values: bool = False,
 ) -> SolveResult:
     t0 = time.perf_counter()
     cm = compile_model(model)
+    start = None
+    if start_from_values:
+        values = [v.value for v in cm.columns]
+        if all(x is not None for x in values):
+            start = np.asarray(values, dtype=float)
     transfer_s = time.perf_counter() - t0
-    solved = solve_compiled(cm, profile, log=log)
+    solved = solve_compiled(cm, profile, log=log, start=start)
     result = solved.result
     t1 = time.perf_counter()
     if solved.x is not None:
@@ -489,10 +506,17 @@ class CompiledSolution:
 
 
 def solve_compiled(
-    cm: CompiledModel, profile: SolverProfile, *, log: bool = False
+    cm: CompiledModel,
+    profile: SolverProfile,
+    *,
+    log: bool = False,
+    start: np.ndarray | None = None,
 ) -> CompiledSolution:
     """The planner's HiGHS recipe on arrays (see the module docstring): LP relaxation,
     rounded MIP start (the answer when it is within the gap of the LP bound), MIP.
+
+    `start`: a known feasible solution (an earlier stage's answer); when given it is the
+    MIP start if it is feasible here and no worse than the rounded relaxation.
 
     Nothing is written back into Pyomo, so sweeps re-solve changed arrays with it;
     integers in `x` are as HiGHS returns them (`_write_back` rounds them).
@@ -531,7 +555,13 @@ def solve_compiled(
     # The relaxation's optimum bounds the MIP; read it now, before the start's re-solves.
     lp_bound = lp.getInfo().objective_function_value if lp_status == ms.kOptimal else None
     t2 = time.perf_counter()
+    given = _feasible_or_none(cm, start)
     start = mip_start_from_relaxation(lp, cm, deadline) if lp_status == ms.kOptimal else None
+    start_note = ""
+    if given is not None and (start is None or cm.cost @ given <= cm.cost @ start):
+        start, start_note = given, " (MIP start: the given solution)"
+    elif start is not None:
+        start_note = " (MIP start: the rounded relaxation)"
     timings["start_s"] = time.perf_counter() - t2
     if start is not None and lp_bound is not None:
         start_obj = float(cm.cost @ start + cm.offset)
@@ -544,7 +574,7 @@ def solve_compiled(
                 lp_bound,
                 gap,
                 "highs",
-                "MIP start within the gap of the LP bound; no branch and bound",
+                "MIP start within the gap of the LP bound; no branch and bound" + start_note,
             )
             timings["mip_s"] = 0.0
             timings["solve_s"] = timings["lp_s"] + timings["start_s"]
@@ -574,6 +604,7 @@ def solve_compiled(
         )
     timings["solve_s"] = timings["lp_s"] + timings["start_s"] + timings["mip_s"]
     result.timings = timings
+    result.message += start_note
     return CompiledSolution(result, x_mip if result.has_solution else None)
 
 
@@ -646,6 +677,31 @@ def _round_group(
     if _fixed_lp(lp, cols, down, deadline):
         return np.asarray(lp.getSolution().col_value)
     return None
+
+
+def _feasible_or_none(
+    cm: CompiledModel, x: np.ndarray | None, tol: float = 1e-6
+) -> np.ndarray | None:
+    """`x` with integers rounded, if it satisfies bounds, integrality and every row."""
+    if x is None or len(x) != cm.n_cols or not np.isfinite(x).all():
+        return None
+    x = np.where(cm.integer, np.round(x), x)
+    scale = 1.0 + np.abs(x)
+    if (x < cm.col_lower - tol * scale).any() or (x > cm.col_upper + tol * scale).any():
+        return None
+    a = _csr(cm)
+    activity = a @ x
+    slack = tol * (1.0 + np.abs(activity))
+    if (activity < cm.row_lower - slack).any() or (activity > cm.row_upper + slack).any():
+        return None
+    return x
+
+
+def _csr(cm: CompiledModel) -> Any:
+    """The constraint matrix as a SciPy CSR matrix (rows x columns)."""
+    import scipy.sparse as sp
+
+    return sp.csc_matrix((cm.a_value, cm.a_index, cm.a_start), shape=(cm.n_rows, cm.n_cols)).tocsr()
 
 
 def _cumulative_round_up(cm: CompiledModel, cols: np.ndarray, x: np.ndarray) -> np.ndarray | None:

@@ -482,3 +482,27 @@ def test_mip_start_rounds_running_purchases_not_each_period() -> None:
     assert start[buys].sum() == 1.0
     first = np.flatnonzero(buys & (cm.buy_period == 0))
     assert start[first].sum() == 1.0
+
+
+def test_a_given_feasible_start_is_used_and_an_infeasible_one_ignored() -> None:
+    """solve_compiled(start=x): a feasible x is the MIP start (so a solve that runs out of
+    time still returns at least as good a plan); an x that breaks a row is ignored."""
+    from planner.solve import _feasible_or_none, compile_model, solve_compiled
+
+    model = build_model(random_data(3, n_skus=3, n_cands=6, n_periods=4))
+    exact = solve(model, EXACT)
+    assert exact.status == "optimal"
+    cm = compile_model(model)
+    best = np.array([v.value for v in cm.columns], dtype=float)
+    assert _feasible_or_none(cm, best) is not None
+    broken = best.copy()
+    broken[cm.column_group == "v_unserved"] = 0.0
+    broken[cm.column_group == "v_load"] = 0.0  # nothing served, nothing unserved
+    assert _feasible_or_none(cm, broken) is None
+    hurried = SolverProfile(mip_rel_gap=0.0, time_limit_s=0.001)
+    out = solve_compiled(cm, hurried, start=best).result
+    assert "MIP start: the given solution" in out.message
+    assert "MIP start: the given" not in solve_compiled(cm, hurried, start=broken).result.message
+    assert out.has_solution
+    assert out.objective is not None and exact.objective is not None
+    assert out.objective <= exact.objective * (1 + 1e-9) + 1e-6
