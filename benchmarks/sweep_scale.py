@@ -12,9 +12,10 @@ where every point has its own candidates.
 
 Prints: one `planner plan` run (run_planning: candidates, build, solve, duals, limit
 re-solves, verification) and one bare solve (candidates + build + HiGHS), both warm; the
-sweep's total wall time with 1 and N workers and its phases; total / one plan run (the
-target is <= 10x on 2 cores) and the 1 -> N worker speedup. Timings on a shared machine
-vary; the load average is printed with them.
+sweep's total wall time with 1 and N workers and its phases; how many points took a
+looser point's answer (no MIP of their own) and the solver seconds the rest took, the
+slowest first; total / one plan run (the target is <= 10x on 2 cores) and the 1 -> N
+worker speedup. Timings on a shared machine vary; the load average is printed with them.
 """
 
 from __future__ import annotations
@@ -100,6 +101,11 @@ def main() -> None:
               f"{m['points']} points, statuses {t['status'].value_counts().to_dict()}, "
               f"paths {t['path'].value_counts().to_dict()}; mean solve {t['solve_s'].mean():.3f} s/point; "
               f"load {os.getloadavg()[0]:.1f}")  # fmt: skip
+        reused = t["message"].str.contains("the answer of scenario")
+        slow = t.loc[~reused, "solve_s"].sort_values(ascending=False)
+        print(f"    {int(reused.sum())} points took a looser point's answer; the other "
+              f"{len(slow)} solved in {slow.sum():.1f} s, the slowest 10 in {slow.head(10).sum():.1f} s "
+              f"({', '.join(f'{v:.1f}' for v in slow.head(10))})")  # fmt: skip
     n = args.workers
     print(
         f"total with {n} workers / one planner-plan run: {totals[n] / t_plan:.1f}x (target <= 10x)"

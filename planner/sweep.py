@@ -15,10 +15,13 @@ every point as `planner plan` would, faster:
   lacks switched off (`planner.sweep_model`): demand scale, budgets, prices, electricity
   and SLAs never rebuild the model. Each worker first checks the mapping against a fresh
   build of a probe point and falls back to rebuilding every point if they differ.
-* Points run in chunks on worker processes (`--workers`), locally or on a Dask / Ray
-  cluster (`--executor`; `planner.sweep_exec`). Every point is solved from the same state
-  with one solver thread, so rows are identical whatever the worker count, and come back
-  in grid order.
+* Points that differ only in power / capex budgets form a group, solved loosest first: a
+  point whose budgets the answer of a looser one already meets takes that answer, which
+  is provably its optimum too (`sweep_model.reuse`), instead of a MIP of its own.
+* Points run in chunks of whole groups on worker processes (`--workers`), locally or on a
+  Dask / Ray cluster (`--executor`; `planner.sweep_exec`). Nothing carries between groups
+  and every MIP runs with one solver thread, so rows are identical whatever the worker
+  count and chunking, and come back in grid order.
 
 A point that fails (an invalid value such as power_budget_mw=0, a solver error) gets a row
 saying so; the sweep goes on. A malformed --vary is a PlannerInputError (exit code 2).
@@ -64,10 +67,13 @@ from planner.sweep_exec import InProcess, chunks_of, make_executor
 from planner.sweep_model import (
     Applied,
     NotPersistent,
+    Outcome,
     PersistentModel,
     check_apply,
     fresh,
+    reuse,
     solve_scenario,
+    with_own_penalty,
 )
 from planner.sweep_rows import RowReader
 
@@ -406,6 +412,8 @@ class SweepContext:
     silicon: dict[str, str]
     workloads: list[str]
     sku_columns: list[str]
+    group_of: list[int]  # per point: its limit group (`limit_groups`)
+    order: list[int]  # points in solve order: group by group, loosest first
 
 
 def context_of(job: SweepJob, results: Iterable[TableResult]) -> SweepContext:
@@ -413,6 +421,7 @@ def context_of(job: SweepJob, results: Iterable[TableResult]) -> SweepContext:
     tables = [done[i][0] for i in range(len(job.keys))]
     cs = job.pool.cs
     union = assemble(union_table(tables), cs.data, job.pool.sku_all)
+    group_of, order = limit_groups(job.points, cs.data.settings)
     return SweepContext(
         sweep_id=uuid.uuid4().hex, axes=job.axes, mode=job.mode, points=job.points,
         key_of_point=job.key_of_point, tables=tables,
@@ -422,6 +431,7 @@ def context_of(job: SweepJob, results: Iterable[TableResult]) -> SweepContext:
         sku_all=job.pool.sku_all, base=cs.data, reference=_reference(union, job.axes),
         probe=job.probe, probe_key=job.probe_key, targets=job.targets, profile=job.profile,
         silicon=job.silicon, workloads=job.workloads, sku_columns=sorted(union.skus.index),
+        group_of=group_of, order=order,
     )  # fmt: skip
 
 
@@ -594,14 +604,28 @@ def _state(ctx: SweepContext) -> WorkerState:
     return state
 
 
+Solved = tuple[int, Applied, Outcome]  # scenario, its arrays, its result
+
+
 def run_chunk(ctx: SweepContext, indices: Sequence[int]) -> list[dict[str, Any]]:
-    """Solve the points `indices` (what every executor runs in phase 2)."""
+    """Solve the points `indices` (what every executor runs in phase 2): whole limit groups
+    (`point_chunks`), each loosest first, so a point can take the answer of a looser one
+    of its group (`sweep_model.reuse`). Nothing else carries from point to point, so a
+    row does not depend on which worker solved what before it."""
     state = _state(ctx)
     state.start()
-    return [solve_point(state, i) for i in indices]
+    rows = []
+    group, solved = -1, []
+    for i in indices:
+        if ctx.group_of[i] != group:
+            group, solved = ctx.group_of[i], []
+        rows.append(solve_point(state, i, solved))
+    return rows
 
 
-def solve_point(state: WorkerState, i: int) -> dict[str, Any]:
+def solve_point(state: WorkerState, i: int, solved: list[Solved] | None = None) -> dict[str, Any]:
+    """One point's row. `solved`: the points of its limit group solved so far (this one is
+    added when it is solved on the persistent path)."""
     ctx = state.ctx
     point = ctx.points[i]
     t0 = time.perf_counter()
@@ -616,8 +640,13 @@ def solve_point(state: WorkerState, i: int) -> dict[str, Any]:
             key = ctx.key_of_point[i]
             data = scenario_data(ctx, point, state.data_for_key(key))
             applied, path = state.applied(data, key)
-            own = state.penalty(key, data) if path == "persistent" else None
-            outcome = solve_scenario(applied, ctx.profile, own)
+            if path == "persistent":
+                applied = with_own_penalty(applied, state.penalty(key, data))
+            outcome = _reused(applied, solved or [])
+            if outcome is None:
+                outcome = solve_scenario(applied, ctx.profile)
+                if solved is not None and path == "persistent":
+                    solved.append((i, applied, outcome))
             row.update(state.reader(applied, path).row(applied, outcome, ctx.workloads), path=path)
     except PlannerInputError as exc:
         row.update(status="invalid", message="; ".join(str(p) for p in exc.problems))
@@ -627,6 +656,63 @@ def solve_point(state: WorkerState, i: int) -> dict[str, Any]:
     if state.note:
         row["note"] = state.note
     return row
+
+
+def _reused(applied: Applied, solved: list[Solved]) -> Outcome | None:
+    """The first solved point of the group whose answer is provably this one's too."""
+    for j, other, out in solved:
+        found = reuse(applied, other, out)
+        if found is not None:
+            found.message = (
+                f"{found.message} (the answer of scenario {j}: it meets this scenario's "
+                "tighter limits, so it is optimal here too)"
+            ).strip()
+            return found
+    return None
+
+
+# --------------------------------------------------------------------------------------
+# Phase-2 chunks: limit groups, loosest first
+# --------------------------------------------------------------------------------------
+
+
+def limit_groups(points: list[dict[str, Value]], base: Settings) -> tuple[list[int], list[int]]:
+    """Group of each point (points equal but for power / capex budgets) and the order to
+    solve them in: group by group in grid order, each group loosest first (a point's
+    budgets, "none" first, compared lexicographically: a looser point never comes after
+    a tighter one), so tighter points can reuse a looser one's answer."""
+    keys: dict[tuple[tuple[str, Value], ...], int] = {}
+    group_of = []
+    for p in points:
+        key = tuple(sorted((k, v) for k, v in p.items() if k not in LIMITS))
+        group_of.append(keys.setdefault(key, len(keys)))
+
+    def looseness(i: int) -> tuple[float, ...]:
+        out = []
+        for name in LIMITS:
+            v = points[i].get(name, getattr(base, name))
+            out.append(-math.inf if v is None else -float(v))
+        return tuple(out)
+
+    order = sorted(range(len(points)), key=lambda i: (group_of[i], looseness(i), i))
+    return group_of, order
+
+
+def point_chunks(ctx: SweepContext, workers: int, per_worker: int = 16) -> list[list[int]]:
+    """Whole limit groups in solve order, merged up to about n / (per_worker x workers)
+    points a chunk. Many small chunks keep both workers busy when a few points take far
+    longer than the rest (a budget that binds); a row never depends on the chunking."""
+    target = max(1, math.ceil(len(ctx.points) / (per_worker * workers)))
+    chunks: list[list[int]] = []
+    current: list[int] = []
+    for i in ctx.order:
+        if current and ctx.group_of[i] != ctx.group_of[current[-1]] and len(current) >= target:
+            chunks.append(current)
+            current = []
+        current.append(i)
+    if current:
+        chunks.append(current)
+    return chunks
 
 
 # --------------------------------------------------------------------------------------
@@ -667,7 +753,7 @@ def run_sweep(
         ctx = context_of(job, results)
         timings["tables_s"] = time.perf_counter() - t0 - timings["prepare_s"]
         rows: list[dict[str, Any]] = []
-        for chunk in runner.run(run_chunk, ctx, chunks_of(len(ctx.points), workers)):
+        for chunk in runner.run(run_chunk, ctx, point_chunks(ctx, workers)):
             rows += chunk
             _tell(progress, "points", len(rows), len(ctx.points))
     finally:

@@ -26,19 +26,32 @@ new SKU, other periods...) raises `NotPersistent`, and the caller rebuilds. `che
 compares an applied model with a fresh build of the same scenario, entry by entry, so a
 change in formulation.py that this mapping does not know about is caught, not trusted.
 
-The unserved-demand penalty is scaled by formulation.py from the candidates and prices. A
-scenario is solved with the reference's; only where demand is left unserved (where the
-penalty shapes the plan) does `solve_scenario` ask for the scenario's own
-(`formulation.unserved_penalty`, which the caller may cache per candidate table and prices)
-and, if it differs, solve again with it. A plan that serves everything is optimal under any
-dominating penalty.
+The unserved-demand penalty is scaled by formulation.py from the candidates and prices, so
+a scenario's own (`formulation.unserved_penalty`, which the caller caches per candidate
+table and prices) replaces the reference's before the first solve, as a fresh build would
+have it. (Solving with the reference's first and again only on a shortfall cost a third
+MIP on exactly the scenarios whose MIPs are hardest.)
+
+A scenario whose arrays are a *restriction* of an already solved one (the same objective
+and matrix, bounds no looser: a tighter power or capex budget) and where every solution
+that one rests on is feasible, has that solution as its optimum (`reuse`): the other's
+bound bounds it too, and its own optimum can be no better. The sweep tries this within
+groups of points that differ only in limits, solved loosest first.
 
 Solving follows `planner plan` step for step (`solve_scenario`): LP relaxation, rounded MIP
 start, MIP (planner.solve's recipe, on arrays); objective "power" lexicographic (peak MW with
 the scenario's own cost tie-break, then cost at that peak); objective "cost" with a
-shortfall, then the cheapest plan at that shortfall (planning.cheapest_at_shortfall). Every
-solve uses fresh HiGHS objects (no warm state carried between scenarios), so a scenario's
-result does not depend on which worker solved what before it.
+shortfall, then the cheapest plan at that shortfall (planning.cheapest_at_shortfall, started
+from the first stage's answer). Every solve uses fresh HiGHS objects and no other scenario's
+solution as a start, so a scenario's result does not depend on which worker solved what
+before it; `reuse` is deterministic too as long as a limit group is solved together, in
+its fixed order (planner.sweep chunks by whole groups).
+
+Starting each scenario from a neighbour's solution was measured and left out: on the
+default forecast HiGHS spends its time on root cuts and on proving the bound, so neither
+neighbours' solutions (completed by an LP with their integers fixed: 1.6 s -> 1.6-2.1 s)
+nor even the scenario's own optimum (1.6 s -> 1.9 s) shortened an unconstrained solve,
+and the own optimum cut a power-capped one by only 40 % (11.5 s -> 6.9 s).
 """
 
 from __future__ import annotations
@@ -619,6 +632,10 @@ class Outcome:
     # With a shortfall, the first stage's solution (most demand served): limits that cap
     # service are tight there, not necessarily in the cheapest plan at that shortfall.
     first_x: np.ndarray | None = None
+    # Every solution the result rests on (each stage's), in order: `reuse` needs them all
+    # feasible in another scenario before it can call the result that scenario's optimum.
+    stages: tuple[np.ndarray, ...] = ()
+    proven: bool = False  # every stage optimal (a first stage at its limit is not)
 
     @property
     def has_solution(self) -> bool:
@@ -634,30 +651,36 @@ def solve_scenario(
     planner.solve); objective "cost" with a shortfall, then the cheapest plan at that
     shortfall (as planning.cheapest_at_shortfall).
 
-    `penalty()`: the scenario's own (USD, MW) unserved penalty, asked for only when demand
-    is left unserved (where it shapes the plan); if it differs from the one in the
-    arrays, the scenario is solved again with it. A plan that serves everything is the
-    same under any dominating penalty. None: the arrays' penalty is the scenario's own.
+    `penalty()`: the scenario's own (USD, MW) unserved penalty, put in the arrays before
+    solving (`with_own_penalty`). None: the arrays' penalty is the scenario's own.
     """
     t0 = time.perf_counter()
+    applied = with_own_penalty(applied, penalty)
     out = _first_stage(applied, profile)
-    if penalty is not None and out.x is not None and _short(applied, out.x):
-        own = penalty()
-        if not all(
-            math.isclose(a, b, rel_tol=1e-12) for a, b in zip(own, applied.penalty, strict=True)
-        ):
-            applied = applied.with_penalty(*own)
-            out = _first_stage(applied, profile)
     if applied.objective != "power" and out.x is not None:
         out = _cheapest_at_shortfall(applied, profile, out)
     out.solve_s = time.perf_counter() - t0
     return out
 
 
+def with_own_penalty(
+    applied: Applied, penalty: Callable[[], tuple[float, float]] | None
+) -> Applied:
+    """The arrays with the scenario's own unserved penalty (None: they have it already)."""
+    if penalty is None:
+        return applied
+    own = penalty()
+    same = all(math.isclose(a, b, rel_tol=1e-12) for a, b in zip(own, applied.penalty, strict=True))
+    return applied if same else applied.with_penalty(*own)
+
+
 def _first_stage(applied: Applied, profile: SolverProfile) -> Outcome:
     if applied.objective == "power" and applied.peak_col is not None:
         return _lexicographic(applied, profile)
-    return solve_arrays(applied.cm, profile)
+    out = solve_arrays(applied.cm, profile)
+    out.stages = () if out.x is None else (out.x,)
+    out.proven = out.status == "optimal"
+    return out
 
 
 def _short(applied: Applied, x: np.ndarray) -> bool:
@@ -671,11 +694,17 @@ def _cheapest_at_shortfall(applied: Applied, profile: SolverProfile, first: Outc
         return first
     shortfall = float(first.x[applied.unserved_cols].sum())
     cm = _with_row(applied.cm, applied.unserved_cols, shortfall * (1 + 1e-7) + 1e-7)
-    second = solve_arrays(dataclasses.replace(cm, cost=applied.terms.cost(), offset=0.0), profile)
+    # As planning.cheapest_at_shortfall: the first stage's answer meets the cap, so it is
+    # the MIP start (HiGHS may otherwise find no plan at that shortfall in the time left).
+    stage_2 = dataclasses.replace(cm, cost=applied.terms.cost(), offset=0.0)
+    second = solve_arrays(stage_2, profile, start=first.x)
     if not second.has_solution:
+        first.proven = False  # the second stage failed: another scenario's might not
         return first
     second.message = f"{second.message} (cost minimised at the smallest shortfall found)".strip()
     second.first_x = first.x
+    second.stages = (*first.stages, *(() if second.x is None else (second.x,)))
+    second.proven = first.proven and second.status == "optimal"
     return second
 
 
@@ -708,16 +737,21 @@ def _lexicographic(applied: Applied, profile: SolverProfile) -> Outcome:
     if not second.has_solution:
         return second
     both_optimal = first.status == second.status == "optimal"
-    return Outcome("optimal" if both_optimal else "feasible_at_limit", first.objective,
-                   first.bound, first.gap, second.x,
-                   f"lexicographic: peak {peak_mw:.6g} MW, then cost {second.objective:.6g} USD")  # fmt: skip
+    out = Outcome("optimal" if both_optimal else "feasible_at_limit", first.objective,
+                  first.bound, first.gap, second.x,
+                  f"lexicographic: peak {peak_mw:.6g} MW, then cost {second.objective:.6g} USD")  # fmt: skip
+    out.stages = (first.x, second.x) if second.x is not None else (first.x,)
+    out.proven = both_optimal
+    return out
 
 
-def solve_arrays(cm: CompiledModel, profile: SolverProfile) -> Outcome:
+def solve_arrays(
+    cm: CompiledModel, profile: SolverProfile, start: np.ndarray | None = None
+) -> Outcome:
     """The planner's HiGHS recipe on arrays (planner.solve.solve_compiled): LP relaxation,
-    rounded MIP start, MIP, with the same watchdog and hard stop; integers rounded as
-    planner.solve writes them back."""
-    solved = solve_compiled(cm, profile)
+    rounded MIP start (or `start`, a known feasible solution, where no worse), MIP, with
+    the same watchdog and hard stop; integers rounded as planner.solve writes them back."""
+    solved = solve_compiled(cm, profile, start=start)
     r, x = solved.result, solved.x
     if x is not None:
         x = np.where(cm.integer, np.round(x), x)
@@ -728,3 +762,79 @@ def _gap(obj: float | None, bound: float | None) -> float | None:
     if obj is None or bound is None or not math.isfinite(bound):
         return None
     return abs(obj - bound) / max(abs(obj), 1e-10) if obj != bound else 0.0
+
+
+# --------------------------------------------------------------------------------------
+# Reusing a solved scenario's answer for a restriction of it
+# --------------------------------------------------------------------------------------
+
+# Slack on a row or bound when a solution is checked against another scenario's arrays:
+# HiGHS's own primal feasibility tolerance (1e-7), relative to the bound's size.
+REUSE_TOL = 1e-7
+
+
+def restricts(target: Applied, solved: Applied) -> bool:
+    """Whether `target`'s arrays are `solved`'s with no bound looser: the same layout,
+    objective(s), matrix and integrality, every row and column range inside `solved`'s.
+    Then any solution of `solved` feasible in `target` is optimal for `target` too."""
+    a, b = target.cm, solved.cm
+    if target.layout is not solved.layout or target.objective != solved.objective:
+        return False
+    same = (
+        a.offset == b.offset
+        and np.array_equal(a.cost, b.cost)
+        and np.array_equal(target.cost_usd, solved.cost_usd)
+        and np.array_equal(target.terms.cost(), solved.terms.cost())
+        and np.array_equal(a.a_value, b.a_value)
+        and np.array_equal(a.integer, b.integer)
+    )
+    return bool(
+        same
+        and (a.col_lower >= b.col_lower).all()
+        and (a.col_upper <= b.col_upper).all()
+        and (a.row_lower >= b.row_lower).all()
+        and (a.row_upper <= b.row_upper).all()
+    )
+
+
+def feasible_in(target: CompiledModel, solved: CompiledModel, x: np.ndarray) -> bool:
+    """x (a solution of `solved`) within every range that `target` tightens, with
+    REUSE_TOL relative slack. Ranges the two share need no check: the solver accepted x
+    there already (and integers rounded as planner.solve rounds them stay as they were)."""
+    for value, lo, hi, lo0, hi0 in (
+        (x, target.col_lower, target.col_upper, solved.col_lower, solved.col_upper),
+        (None, target.row_lower, target.row_upper, solved.row_lower, solved.row_upper),
+    ):
+        changed = np.flatnonzero((lo != lo0) | (hi != hi0))
+        if not len(changed):
+            continue
+        if value is None:
+            a = sp.csc_matrix(
+                (solved.a_value, solved.a_index, solved.a_start),
+                shape=(solved.n_rows, solved.n_cols),
+            )
+            value = a @ x
+        v, lower, upper = value[changed], lo[changed], hi[changed]
+        with np.errstate(invalid="ignore"):
+            below = v < lower - REUSE_TOL * np.maximum(1.0, np.abs(lower))
+            above = v > upper + REUSE_TOL * np.maximum(1.0, np.abs(upper))
+        if (below | above).any():
+            return False
+    return True
+
+
+def reuse(target: Applied, solved: Applied, out: Outcome) -> Outcome | None:
+    """`out` (solved's proven-optimal result) as target's, when target restricts solved and
+    every stage's solution is feasible in target; else None.
+
+    Why it is target's answer: each stage's model of target is the same stage's model of
+    solved with bounds no looser (the shortfall cap and held peak of the second stage are
+    the first stage's values, equal here), so a feasible optimum of the looser model is an
+    optimum of the tighter one, and the looser model's bound is a bound of the tighter
+    one. Only "optimal" results are reused: a time-limited one could be beaten by a solve
+    of target's own."""
+    if not out.proven or not out.stages or not restricts(target, solved):
+        return None
+    if not all(feasible_in(target.cm, solved.cm, x) for x in out.stages):
+        return None
+    return dataclasses.replace(out, solve_s=0.0)

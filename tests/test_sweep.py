@@ -9,6 +9,7 @@ LPU), where each plan solves in well under a second.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import math
 import sys
@@ -33,12 +34,21 @@ from planner.sweep import (
     parse_axes,
     parse_vary,
     plan_sweep,
+    point_chunks,
     points_of,
     run_sweep,
     scenario_data,
 )
 from planner.sweep_exec import make_executor
-from planner.sweep_model import PersistentModel, check_apply, fresh, solve_scenario
+from planner.sweep_model import (
+    PersistentModel,
+    check_apply,
+    fresh,
+    restricts,
+    reuse,
+    solve_scenario,
+    with_own_penalty,
+)
 from planner.sweep_report import render
 
 DEMAND = Path(__file__).parent / "data" / "sweep_small.csv"
@@ -293,6 +303,74 @@ def test_persistent_arrays_equal_fresh_builds(catalog, base: Scenario) -> None:
         b = solve_scenario(rebuilt, ctx.profile)
         assert a.status == b.status
         assert a.objective == pytest.approx(b.objective, rel=GAP), point
+
+
+def _context(catalog, base: Scenario, specs: list[str]):
+    job = plan_sweep(SweepRequest(DEMAND, base, tuple(parse_axes(specs))), catalog)
+    return context_of(job, compute_tables(job, range(len(job.keys))))
+
+
+def test_a_tighter_budget_reuses_a_looser_answer_only_where_it_fits(
+    catalog, base: Scenario, tmp_path: Path
+) -> None:
+    """5 MW never binds: those points take the unbudgeted answer, which a plan of their own
+    matches; 0.02 MW binds (test_sweep_equals_single_plans): solved on their own."""
+    table = sweep(catalog, base, ["demand_scale=1,2", "power_budget_mw=none,0.02,5"])
+    assert (table["status"] == "optimal").all()
+    reused = table["message"].str.contains("the answer of scenario")
+    budget = table["power_budget_mw"]
+    assert reused[budget == 5].all() and not reused[budget.isna() | (budget == 0.02)].any()
+    assert (table.loc[reused, "solve_s"] == 0).all()
+    for scale in (1.0, 2.0):
+        rows = table[table["demand_scale"] == scale].set_index("power_budget_mw", drop=False)
+        loose = rows[rows["power_budget_mw"].isna()].iloc[0]
+        assert rows.loc[5.0, "objective"] == loose["objective"]
+        assert f"scenario {loose['scenario']}" in rows.loc[5.0, "message"]
+        raw = pd.read_csv(DEMAND)
+        for col in ("requests_per_s", "mean_requests_per_s"):
+            raw[col] = raw[col] * scale
+        raw.to_csv(tmp_path / "d.csv", index=False)
+        sc = base.model_copy(update={"power_budget_mw": 5.0})
+        plan = run_planning(tmp_path / "d.csv", sc, catalog=catalog, explain=False).plan
+        assert rows.loc[5.0, "objective"] == pytest.approx(plan.objective, rel=GAP)
+
+
+def test_reuse_needs_a_restriction_and_a_feasible_answer(catalog, base: Scenario) -> None:
+    ctx = _context(catalog, base, ["power_budget_mw=none,0.02,5", "demand_scale=1,2"])
+    state = WorkerState(ctx)
+    state.start()
+    assert state.pm is not None, state.note
+
+    def arrays(i: int):
+        key = ctx.key_of_point[i]
+        data = scenario_data(ctx, ctx.points[i], state.data_for_key(key))
+        return with_own_penalty(state.pm.apply(data, rates_key=key), state.penalty(key, data))
+
+    none1, none2, tight1, loose1 = (arrays(i) for i in (0, 1, 2, 4))  # none x1/x2, 0.02, 5 x1
+    out = solve_scenario(none1, ctx.profile)
+    assert out.proven and len(out.stages) == 1
+    assert restricts(loose1, none1) and restricts(tight1, none1)
+    assert not restricts(none1, loose1)  # looser bounds
+    assert not restricts(none2, none1)  # other demand: other row bounds, coefficients
+    assert reuse(loose1, none1, out) is not None
+    assert reuse(tight1, none1, out) is None  # the unbudgeted plan breaks 0.02 MW
+    unproven = dataclasses.replace(out, proven=False)
+    assert reuse(loose1, none1, unproven) is None
+
+
+def test_chunks_hold_whole_limit_groups_loosest_first(catalog, base: Scenario) -> None:
+    specs = ["tpot_ms=3,10", "power_budget_mw=0.02,none,5", "demand_scale=1,2"]
+    ctx = _context(catalog, base, specs)
+    for workers in (1, 2, 3):
+        chunks = point_chunks(ctx, workers)
+        assert sorted(i for c in chunks for i in c) == list(range(len(ctx.points)))
+        groups = [{ctx.group_of[i] for i in c} for c in chunks]
+        for a, b in itertools.combinations(groups, 2):
+            assert not a & b  # a group never spans two chunks
+    for chunk in point_chunks(ctx, 2):
+        for g in {ctx.group_of[i] for i in chunk}:
+            budgets = [ctx.points[i]["power_budget_mw"] for i in chunk if ctx.group_of[i] == g]
+            assert budgets == [None, 5.0, 0.02]
 
 
 def test_a_scenario_outside_the_reference_is_rebuilt(catalog, base: Scenario) -> None:
