@@ -337,6 +337,14 @@ class CompiledModel:
     def n_rows(self) -> int:
         return len(self.rows)
 
+    def matrix(self) -> Any:
+        """The constraint matrix as a SciPy CSC matrix (rows x columns)."""
+        import scipy.sparse as sp  # not at module level: see SMALL_MODEL_VARIABLES
+
+        return sp.csc_matrix(
+            (self.a_value, self.a_index, self.a_start), shape=(self.n_rows, self.n_cols)
+        )
+
 
 def compile_model(model: pyo.ConcreteModel) -> CompiledModel:
     """Pyomo -> standard-form arrays (mixed form: rows keep ==, <= or >=)."""
@@ -689,19 +697,11 @@ def _feasible_or_none(
     scale = 1.0 + np.abs(x)
     if (x < cm.col_lower - tol * scale).any() or (x > cm.col_upper + tol * scale).any():
         return None
-    a = _csr(cm)
-    activity = a @ x
+    activity = cm.matrix() @ x
     slack = tol * (1.0 + np.abs(activity))
     if (activity < cm.row_lower - slack).any() or (activity > cm.row_upper + slack).any():
         return None
     return x
-
-
-def _csr(cm: CompiledModel) -> Any:
-    """The constraint matrix as a SciPy CSR matrix (rows x columns)."""
-    import scipy.sparse as sp
-
-    return sp.csc_matrix((cm.a_value, cm.a_index, cm.a_start), shape=(cm.n_rows, cm.n_cols)).tocsr()
 
 
 def _cumulative_round_up(cm: CompiledModel, cols: np.ndarray, x: np.ndarray) -> np.ndarray | None:

@@ -276,7 +276,7 @@ class PersistentModel:
             zip(self.data.skus.index, _fixed_terms(self.data.skus), strict=True)
         )
         self._sku_cols: dict[int, dict[str, np.ndarray]] = {}
-        csc = sp.csc_matrix((cm.a_value, cm.a_index, cm.a_start), shape=(cm.n_rows, cm.n_cols))
+        csc = cm.matrix()
         self.csr = csc.tocsr()
         tb_rows = set(lay.rows("c_time_budget").tolist())
         self.tb_entry = np.array([self._entry(j, tb_rows) for j in self.load_cols], dtype=int)
@@ -710,7 +710,7 @@ def _cheapest_at_shortfall(applied: Applied, profile: SolverProfile, first: Outc
 
 def _with_row(cm: CompiledModel, cols: np.ndarray, upper: float) -> CompiledModel:
     """The model plus one row: sum of `cols` <= upper."""
-    a = sp.csc_matrix((cm.a_value, cm.a_index, cm.a_start), shape=(cm.n_rows, cm.n_cols))
+    a = cm.matrix()
     row = sp.csr_matrix(
         (np.ones(len(cols)), (np.zeros(len(cols), dtype=int), cols)), shape=(1, cm.n_cols)
     )
@@ -758,12 +758,6 @@ def solve_arrays(
     return Outcome(r.status, r.objective, r.bound, r.gap, x, r.message)
 
 
-def _gap(obj: float | None, bound: float | None) -> float | None:
-    if obj is None or bound is None or not math.isfinite(bound):
-        return None
-    return abs(obj - bound) / max(abs(obj), 1e-10) if obj != bound else 0.0
-
-
 # --------------------------------------------------------------------------------------
 # Reusing a solved scenario's answer for a restriction of it
 # --------------------------------------------------------------------------------------
@@ -809,11 +803,7 @@ def feasible_in(target: CompiledModel, solved: CompiledModel, x: np.ndarray) -> 
         if not len(changed):
             continue
         if value is None:
-            a = sp.csc_matrix(
-                (solved.a_value, solved.a_index, solved.a_start),
-                shape=(solved.n_rows, solved.n_cols),
-            )
-            value = a @ x
+            value = solved.matrix() @ x
         v, lower, upper = value[changed], lo[changed], hi[changed]
         with np.errstate(invalid="ignore"):
             below = v < lower - REUSE_TOL * np.maximum(1.0, np.abs(lower))
