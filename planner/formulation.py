@@ -45,16 +45,18 @@ from __future__ import annotations
 import math
 import time
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyomo.environ as pyo
 from pyomo.core.expr.numeric_expr import LinearExpression
 
 from planner.errors import InputProblem, PlannerInputError
 from planner.model_data import PlanningData, Settings
+from planner.pyomo_env import pyo
 
 PHASES: tuple[str, ...] = ("prefill", "decode")
 HOURS_PER_MONTH = 730.0
@@ -847,6 +849,45 @@ def define_objective(m: pyo.ConcreteModel, s: ModelSets) -> None:
         sense=pyo.minimize,
     )
     m.o_cost.deactivate()
+
+
+@contextmanager
+def only_skus(m: pyo.ConcreteModel, data: PlanningData, allowed: set[str]) -> Iterator[None]:
+    """Within the block the model may use only the SKUs in `allowed`.
+
+    The instances and loads of every candidate that needs another SKU, and the purchases
+    and rentals of other SKUs, are fixed at zero; on exit they are freed and their values
+    restored. Solving inside is the model built from `restrict_to(data, allowed)` without
+    building one per restriction: existing units of other SKUs stay in their fleet rows,
+    but nothing can run on them and idle units cost nothing. One difference: the unserved
+    penalty is the whole model's; both dominate every serving cost (see
+    `_penalty_and_tie_break`), so the restricted optimum is the same.
+    """
+    skus_of = data.units.groupby("candidate")["sku"].agg(set)
+    banned = {c for c, skus in skus_of.items() if not skus <= allowed}
+    fixed = [
+        v
+        for var, is_out in (
+            (m.v_instances, lambda k: k[0] in banned),
+            (m.v_load, lambda k: k[0] in banned),
+            (m.v_buy, lambda k: k[0] not in allowed),
+            (m.v_rent, lambda k: k[0] not in allowed),
+        )
+        for k, v in var.items()
+        if is_out(k) and not v.fixed
+    ]
+    saved = [v.value for v in m.component_data_objects(pyo.Var, descend_into=True)]
+    for v in fixed:
+        v.fix(0)
+    try:
+        yield
+    finally:
+        for v in fixed:
+            v.unfix()
+        for v, value in zip(
+            m.component_data_objects(pyo.Var, descend_into=True), saved, strict=True
+        ):
+            v.set_value(value, skip_validation=True)
 
 
 def _group_by_period(keys_ht: list[HT]) -> dict[str, list[str]]:

@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyomo.environ as pyo
 
 from planner.formulation import PHASES, ModelSets, build_model, prepare_sets, usable_rates
 from planner.model_data import PlanningData, Settings
+from planner.pyomo_env import pyo
 from planner.solve import SolveResult, SolverProfile, solve
 
 TOL = 1e-6

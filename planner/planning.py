@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -316,7 +317,7 @@ def cheapest_at_shortfall(model: Any, profile: SolverProfile, first: Any) -> Any
     With a shortfall the objective is dominated by the unserved penalty, so the solver's
     relative gap allows real cost to be far from optimal. Cap total unserved at what the
     first solve reached and minimise cost alone; keep the first result if this fails."""
-    import pyomo.environ as pyo
+    from planner.pyomo_env import pyo
 
     shortfall = float(pyo.value(model.e_unserved_rps))
     if shortfall <= 1e-6:
@@ -542,8 +543,16 @@ def comparison_fleets(
 ) -> list[dict[str, Any]]:
     """This plan against the cheapest single-SKU fleet and the GPU-only fleet, on the same
     demand, candidates and settings. Unserved demand is reported, not hidden: a fleet that
-    cannot serve everything is compared with its penalty-free cost and its shortfall."""
-    from planner.plan import solve_plan
+    cannot serve everything is compared with its penalty-free cost and its shortfall.
+
+    One model serves every restriction (`only_skus` fixes the columns of other SKUs at
+    zero). The best single SKU is the one with the lowest objective (cost plus the unserved
+    penalty: serving more comes first); the SKUs are tried in order of their LP relaxation
+    bound, and once a solved SKU's objective is at or below the next bound no later SKU
+    can beat it, so it is not solved (exact up to the MIP gap)."""
+    from planner.formulation import build_model, only_skus
+    from planner.plan import Plan
+    from planner.solve import relaxation_bound, solve
 
     def row(label: str, p: Plan) -> dict[str, Any]:
         ok = p.status in ("optimal", "feasible_at_limit")
@@ -560,25 +569,46 @@ def comparison_fleets(
     fleet = plan.fleet
     used = set(this["skus"]) | set(fleet.loc[fleet["used_chips"] > 0, "sku"])  # existing too
     proven = plan.status == "optimal"
+    model: Any = None
 
-    def restricted(label: str, skus: set[str]) -> dict[str, Any]:
+    def restricted(skus: set[str]) -> tuple[dict[str, Any], float]:
+        """The restricted optimum as a row, and its objective (inf without a solution)."""
         # The plan already lives inside the restriction: it is feasible there, and the
         # restriction cannot do better than the unrestricted optimum, so it is the
         # restricted optimum (within the same gap) without a second solve.
         if proven and used <= skus:
-            return {**this, "fleet": label}
-        return row(label, solve_plan(restrict_to(data, skus), profile))
+            return this, -math.inf
+        nonlocal model
+        model = model if model is not None else build_model(data)
+        with only_skus(model, data, skus):
+            result = solve(model, profile)
+            found = row("", Plan.from_solution(model, data, result))
+        objective = result.objective if result.has_solution else None
+        return found, math.inf if objective is None else objective
+
+    def lp_bound(skus: set[str]) -> float:
+        nonlocal model
+        if (proven and used <= skus) or data.settings.objective != "cost":
+            return -math.inf  # solved anyway (the power objective is lexicographic)
+        model = model if model is not None else build_model(data)
+        with only_skus(model, data, skus):
+            bound = relaxation_bound(model, profile)
+        return -math.inf if bound is None else bound
 
     all_skus = set(data.skus.index)
     gpus = {s for s in all_skus if catalog.hardware[s].kind == "gpu"}
     if gpus and gpus != all_skus:
-        rows.append(restricted("GPU only", gpus))
-    singles = [restricted(f"single SKU: {s}", {s}) for s in sorted(all_skus)]
-    solved = [r for r in singles if r["total_cost_usd"] is not None]
-    if solved:
-        # Best = serves the most, then costs the least.
-        best = min(solved, key=lambda r: (round(r["unserved_rps"], 6), r["total_cost_usd"]))
-        rows.append({**best, "fleet": f"best single SKU ({best['fleet'].split(': ')[1]})"})
+        rows.append({**restricted(gpus)[0], "fleet": "GPU only"})
+    bounds = {s: lp_bound({s}) for s in sorted(all_skus)}
+    best: tuple[float, str, dict[str, Any]] | None = None
+    for s in sorted(all_skus, key=lambda s: (bounds[s], s)):
+        if best is not None and bounds[s] >= best[0]:
+            break  # this and every later SKU's optimum is no better than the best
+        found, objective = restricted({s})
+        if found["total_cost_usd"] is not None and (best is None or objective < best[0]):
+            best = (objective, s, found)
+    if best is not None:
+        rows.append({**best[2], "fleet": f"best single SKU ({best[1]})"})
     return rows
 
 

@@ -7,9 +7,10 @@ against 10-30 s through appsi / contrib). Then:
 
 1. the LP relaxation is solved (with at most half the time budget; if it cannot finish,
    the MIP runs without a start rather than the solve ending empty);
-2. a MIP start is built from it by rounding up, group by group (instances, then
-   purchases), re-solving the LP after each group is fixed so the next group is sized
-   for the rounded values (see `mip_start_from_relaxation`);
+2. on models of ROUNDED_START_MIN_COLUMNS or more, a MIP start is built from it by
+   rounding up, group by group (instances, then purchases), re-solving the LP after each
+   group is fixed so the next group is sized for the rounded values (see
+   `mip_start_from_relaxation`); small models leave the first incumbent to HiGHS;
 3. if that start is already within the profile's gap of the LP bound, it is the answer
    (proven); otherwise the MIP runs with it (ARCHITECTURE: always pass a MIP start),
    in a child process for large models (see below);
@@ -43,13 +44,13 @@ from typing import Any, Literal
 
 import highspy
 import numpy as np
-import pyomo.environ as pyo
 from pydantic import BaseModel, ConfigDict, Field
 from pyomo.repn.plugins.standard_form import LinearStandardFormCompiler
 
 from planner.catalog import data_dir
 from planner.formulation import build_model
 from planner.model_data import PlanningData
+from planner.pyomo_env import pyo
 from planner.yamlio import safe_load
 
 Status = Literal["optimal", "feasible_at_limit", "infeasible", "error"]
@@ -140,12 +141,7 @@ def solve(
         model = model_or_data
     solve_one = _solve_pyomo
     if profile.solver == "highs":
-        # The array path also handles degenerate models (nothing to decide or constrain).
-        has_rows = next(model.component_data_objects(pyo.Constraint, active=True), None) is not None
-        small = has_rows and 0 < _n_variables(model) <= SMALL_MODEL_VARIABLES
-        solve_one = _solve_appsi if small and not warm_start else _solve_highs
-        if warm_start:
-            solve_one = functools.partial(_solve_highs, start_from_values=True)
+        solve_one = functools.partial(_solve_highs, start_from_values=warm_start)
     try:
         if _objective_is_power(model):
             result = _solve_lexicographic(model, profile, solve_one, duals=duals, log=log)
@@ -162,92 +158,26 @@ def solve(
     return result
 
 
-# Below this many variables the "highs" profile goes through Pyomo's APPSI HiGHS interface:
-# its expression walk is cheaper than the standard-form compiler at this size, and it does
-# not pay the compiler's first-use import of scipy.sparse + scipy.stats (about 2 s), which
-# would dominate an interactive `planner plan`. Above it, the array path (measured 2-15x
-# cheaper transfer at 1e5 variables, MIP start from the LP relaxation) takes over.
-SMALL_MODEL_VARIABLES = 5_000
+# Below this many columns the MIP runs without the rounded-relaxation start: HiGHS's own
+# root heuristics find a better incumbent sooner than our rounding does on small models
+# (default example: rounded start 5.5 M USD against the 1.445 M optimum, and the MIP took
+# 1.0-1.3 s with it, 0.5 s without). On large models HiGHS's heuristics find nothing in the
+# time limit and the start is the plan (ARCHITECTURE: always pass a MIP start there).
+ROUNDED_START_MIN_COLUMNS = 5_000
 
 
-def _n_variables(model: pyo.ConcreteModel) -> int:
-    return sum(1 for _ in model.component_data_objects(pyo.Var, active=True, descend_into=True))
-
-
-def _solve_appsi(
-    model: pyo.ConcreteModel, profile: SolverProfile, *, duals: bool, log: bool
-) -> SolveResult:
-    """Small models: HiGHS through APPSI (persistent), same statuses and duals as the array
-    path (duals from the LP with the integer decisions fixed at the MIP solution)."""
-    from pyomo.contrib.appsi.base import TerminationCondition as TC
-    from pyomo.contrib.appsi.solvers.highs import Highs
-
-    opt = Highs()
-    opt.config.stream_solver = log
-    opt.config.load_solution = False
-    opt.config.time_limit = profile.time_limit_s
-    opt.config.mip_gap = profile.mip_rel_gap
-    opt.highs_options = {
-        "random_seed": profile.random_seed,
-        "presolve": "on" if profile.presolve else "off",
-        **({"threads": profile.threads} if profile.threads else {}),
-    }
-    t0 = time.perf_counter()
-    res = opt.solve(model)
-    solve_s = time.perf_counter() - t0
-    term = res.termination_condition
-    has_x = res.best_feasible_objective is not None
-    status: Status
-    if term == TC.optimal and has_x:
-        status = "optimal"
-    elif term in (TC.infeasible, TC.infeasibleOrUnbounded):
-        status = "infeasible"
-    elif has_x and term in (TC.maxTimeLimit, TC.maxIterations, TC.interrupted):
-        status = "feasible_at_limit"
-    else:
-        status = "error"
-    obj = bound = gap = None
-    result_duals: dict[str, float] | None = None
-    t1 = time.perf_counter()
-    if status in ("optimal", "feasible_at_limit"):
-        res.solution_loader.load_vars()
-        obj = float(res.best_feasible_objective)
-        bound = _number(res.best_objective_bound)
-        gap = _gap(obj, bound) if bound is not None else None
-        if duals:
-            result_duals = _appsi_fixed_lp_duals(model, opt)
-    timings = {"transfer_s": 0.0, "solve_s": solve_s, "duals_s": time.perf_counter() - t1}
-    result = SolveResult(status, obj, bound, gap, "highs (appsi)", str(term), timings)
-    result.duals = result_duals
-    return result
-
-
-def _appsi_fixed_lp_duals(model: pyo.ConcreteModel, opt: Any) -> dict[str, float]:
-    """Row duals of the LP with integer variables fixed at their (rounded) MIP values.
-
-    The fixed variables are made continuous while fixed, so HiGHS solves an LP (a MIP has
-    no duals); domains and values are restored afterwards. A failure here loses the duals,
-    never the plan."""
-    from pyomo.contrib.appsi.base import TerminationCondition as TC
-
-    changed = []
-    for v in model.component_data_objects(pyo.Var, active=True, descend_into=True):
-        if v.is_integer() and not v.fixed and v.value is not None:
-            changed.append((v, v.domain, v.value))
-            v.domain = pyo.Reals
-            v.fix(round(v.value))
-    try:
-        res = opt.solve(model)
-        if res.termination_condition != TC.optimal:
-            return {}
-        return {c.name: float(d) for c, d in res.solution_loader.get_duals().items()}
-    except Exception:  # no duals is a lesser loss than no plan
-        return {}
-    finally:
-        for v, domain, value in changed:
-            v.unfix()
-            v.domain = domain
-            v.set_value(value, skip_validation=True)
+def relaxation_bound(model: pyo.ConcreteModel, profile: SolverProfile) -> float | None:
+    """The LP relaxation's optimum: a lower bound on the MIP's objective (None if the LP
+    does not solve to optimality in the profile's time). Cheap: no MIP, nothing written
+    back into the model."""
+    cm = compile_model(model)
+    if cm.n_cols == 0:
+        return cm.offset
+    lp = make_highs(cm, profile, integral=False, log=False)
+    _run(lp, profile.time_limit_s)
+    if lp.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        return None
+    return float(lp.getInfo().objective_function_value)
 
 
 def _objective_is_power(model: pyo.ConcreteModel) -> bool:
@@ -339,7 +269,7 @@ class CompiledModel:
 
     def matrix(self) -> Any:
         """The constraint matrix as a SciPy CSC matrix (rows x columns)."""
-        import scipy.sparse as sp  # not at module level: see SMALL_MODEL_VARIABLES
+        import scipy.sparse as sp  # only when needed (0.1-0.3 s import; see pyomo_env)
 
         return sp.csc_matrix(
             (self.a_value, self.a_index, self.a_start), shape=(self.n_rows, self.n_cols)
@@ -564,7 +494,9 @@ def solve_compiled(
     lp_bound = lp.getInfo().objective_function_value if lp_status == ms.kOptimal else None
     t2 = time.perf_counter()
     given = _feasible_or_none(cm, start)
-    start = mip_start_from_relaxation(lp, cm, deadline) if lp_status == ms.kOptimal else None
+    start = None
+    if lp_status == ms.kOptimal and cm.n_cols >= ROUNDED_START_MIN_COLUMNS:
+        start = mip_start_from_relaxation(lp, cm, deadline)
     start_note = ""
     if given is not None and (start is None or cm.cost @ given <= cm.cost @ start):
         start, start_note = given, " (MIP start: the given solution)"

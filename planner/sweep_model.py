@@ -65,12 +65,12 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-import pyomo.environ as pyo
 import scipy.sparse as sp
 from pyomo.repn.standard_repn import generate_standard_repn
 
 from planner.formulation import build_model, prepare_sets
 from planner.model_data import PlanningData
+from planner.pyomo_env import pyo
 from planner.solve import (
     PEAK_SLACK,
     CompiledModel,

@@ -388,3 +388,28 @@ def test_load_needs_an_instance_closes_the_fixed_charge_gap_by_hand() -> None:
     assert mip.objective == pytest.approx(800_000.0, rel=1e-6)
     assert with_cut.objective == pytest.approx(800_000.0, rel=1e-6)
     assert without.objective == pytest.approx(800_000.0 / 45, rel=1e-6)
+
+
+def test_only_skus_solves_the_restriction_and_restores_the_model() -> None:
+    """Inside `only_skus(m, data, {"b"})` the cheap SKU a is off limits: the 4 instances
+    go on b (4 x 300k), as a model built from restrict_to would buy; afterwards the
+    model is as before (the same optimum on a, nothing left fixed)."""
+    from planner.formulation import only_skus
+    from planner.planning import restrict_to
+    from planner.solve import solve
+
+    data = _hungry_and_efficient()
+    m = build_model(data)
+    free = solve(m, "exact")
+    before = {v.name: v.value for v in m.component_data_objects(pyo.Var)}
+    with only_skus(m, data, {"b"}):
+        inside = solve(m, "exact")
+        counts = {k[0]: v.value for k, v in m.v_instances.items() if v.value}
+    assert counts == {"on_b": 4}
+    assert inside.objective == pytest.approx(
+        solve_plan(restrict_to(data, {"b"}), "exact").objective
+    )
+    assert inside.objective > free.objective
+    assert not any(v.fixed for v in m.component_data_objects(pyo.Var))
+    assert {v.name: v.value for v in m.component_data_objects(pyo.Var)} == before
+    assert solve(m, "exact").objective == pytest.approx(free.objective)

@@ -272,3 +272,27 @@ def test_comparison_rows_reused_from_the_plan_equal_a_real_solve() -> None:
     assert solved.status == "optimal"
     tolerance = 2 * profile.mip_rel_gap * solved.total_cost_usd
     assert abs(solved.total_cost_usd - rows["GPU only"]["total_cost_usd"]) <= tolerance
+
+
+def test_best_single_sku_row_is_the_best_of_every_single_sku_solved_alone() -> None:
+    """The comparison skips SKUs whose LP bound is already above the best found; that
+    must not change the answer: solving every single-SKU fleet on its own model (built
+    from restrict_to) picks the same SKU at the same cost (within the two gaps)."""
+    from planner.catalog import data_dir
+    from planner.plan import solve_plan
+    from planner.planning import comparison_fleets, prepare, restrict_to
+
+    profile = load_profile("default")
+    _, _, cs = prepare(Path(data_dir("demand")) / "default.csv", Scenario(), CATALOG)
+    plan = solve_plan(cs.data, profile)
+    rows = comparison_fleets(plan, cs.data, CATALOG, profile)
+    (best,) = [r for r in rows if r["fleet"].startswith("best single SKU")]
+    alone = {s: solve_plan(restrict_to(cs.data, {s}), profile) for s in cs.data.skus.index}
+    served = {s: p for s, p in alone.items() if p.status == "optimal"}
+    fewest_unserved = min(p.unserved_rps for p in served.values())
+    cheapest = min(
+        (p.total_cost_usd, s) for s, p in served.items() if p.unserved_rps <= fewest_unserved + 1e-6
+    )
+    assert best["fleet"] == f"best single SKU ({cheapest[1]})"
+    assert best["total_cost_usd"] == pytest.approx(cheapest[0], rel=2 * profile.mip_rel_gap)
+    assert len(served) >= 3  # several single-SKU fleets compete, so the pruning is exercised

@@ -27,14 +27,14 @@ from planner.solve import (
 EXACT = SolverProfile(solver="highs", mip_rel_gap=0.0, time_limit_s=60)
 
 
-@pytest.fixture(params=["auto", "arrays"])
+@pytest.fixture(params=["auto", "rounded-start"])
 def highs_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Run a test on both "highs" paths: as solve() picks (APPSI below
-    SMALL_MODEL_VARIABLES) and forced onto the standard-form array path."""
-    if request.param == "arrays":
+    """Run a test on both "highs" recipes: as solve() picks (small models: no rounded
+    start) and with the rounded-relaxation MIP start that large models get."""
+    if request.param == "rounded-start":
         from planner import solve as solve_module
 
-        monkeypatch.setattr(solve_module, "SMALL_MODEL_VARIABLES", 0)
+        monkeypatch.setattr(solve_module, "ROUNDED_START_MIN_COLUMNS", 0)
     return request.param
 
 
@@ -431,7 +431,7 @@ def test_mip_start_rounds_down_only_what_a_cap_blocks() -> None:
 def test_large_mip_runs_in_a_child_process(monkeypatch: pytest.MonkeyPatch) -> None:
     from planner import solve as solve_module
 
-    monkeypatch.setattr(solve_module, "SMALL_MODEL_VARIABLES", 0)
+    monkeypatch.setattr(solve_module, "ROUNDED_START_MIN_COLUMNS", 0)
     monkeypatch.setattr(solve_module, "HARD_STOP_MIN_COLUMNS", 0)
     plan = solve_plan(micro(), EXACT)
     assert plan.status == "optimal"
@@ -445,7 +445,7 @@ def test_child_past_its_deadline_is_killed_and_the_start_kept(
     reports anything, and keeps the MIP start built from the LP relaxation."""
     from planner import solve as solve_module
 
-    monkeypatch.setattr(solve_module, "SMALL_MODEL_VARIABLES", 0)
+    monkeypatch.setattr(solve_module, "ROUNDED_START_MIN_COLUMNS", 0)
     monkeypatch.setattr(solve_module, "HARD_STOP_MIN_COLUMNS", 0)
     monkeypatch.setattr(solve_module, "HARD_STOP_GRACE_S", -29.7)
     result = solve(micro(), SolverProfile(mip_rel_gap=0.0, time_limit_s=30))
