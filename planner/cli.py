@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from planner import __version__
+import planner
 from planner.errors import InputProblem, PlannerInputError
 
 app = typer.Typer(
@@ -73,7 +73,7 @@ def print_json(obj: Any) -> None:
 
 def _version(value: bool) -> None:
     if value:
-        out.print(f"fleet-planner {__version__}")
+        out.print(f"fleet-planner {planner.__version__}")
         raise typer.Exit()
 
 

@@ -50,7 +50,7 @@ from pyomo.repn.plugins.standard_form import LinearStandardFormCompiler
 from planner.catalog import data_dir
 from planner.formulation import build_model
 from planner.model_data import PlanningData
-from planner.pyomo_env import pyo
+from planner.pyomo_env import environ, pyo
 from planner.yamlio import safe_load
 
 Status = Literal["optimal", "feasible_at_limit", "infeasible", "error"]
@@ -1040,7 +1040,8 @@ def _number(x: Any) -> float | None:
 def _solve_pyomo(
     model: pyo.ConcreteModel, profile: SolverProfile, *, duals: bool, log: bool
 ) -> SolveResult:
-    opt = pyo.SolverFactory(profile.solver)
+    env = environ()  # the solver plugins: only this path needs them
+    opt = env.SolverFactory(profile.solver)
     if opt is None or not opt.available(exception_flag=False):
         raise SolverUnavailableError(
             f"solver {profile.solver!r} is not installed or not licensed here; install it "
@@ -1052,7 +1053,7 @@ def _solve_pyomo(
     results = opt.solve(model, tee=log, load_solutions=False)
     wall_s = time.perf_counter() - t0
     term = results.solver.termination_condition
-    tc = pyo.TerminationCondition
+    tc = env.TerminationCondition
     has_x = len(getattr(results, "solution", [])) > 0
     status: Status
     if term == tc.optimal and has_x:

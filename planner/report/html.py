@@ -13,7 +13,7 @@ from typing import Any
 
 import jinja2
 
-from planner import __version__
+import planner
 from planner.catalog import data_dir
 from planner.report.charts import render_charts
 from planner.report.fmt import format_cell, format_figure, is_number
@@ -94,7 +94,7 @@ def render_html(report: Report) -> str:
                 {"label": f.label, "text": format_figure(f), "note": f.note} for f in report.figures
             ],
             sections=sections,
-            version=__version__,
+            version=planner.__version__,
         )
     )
 
