@@ -292,7 +292,9 @@ def run_planning(
         inputs.binding += limit_savings(plan, cs.data, profile)
     if compare and result.has_solution:
         t1 = time.perf_counter()
-        inputs.comparisons = comparison_fleets(plan, cs.data, catalog, profile)
+        # The plan's own model is reused unless the shortfall stage changed its objective.
+        plain = model if not hasattr(model, "c_shortfall_cap") else None
+        inputs.comparisons = comparison_fleets(plan, cs.data, catalog, profile, model=plain)
         inputs.timings["comparisons_s"] = time.perf_counter() - t1
     plan = dataclasses.replace(plan, inputs=inputs.model_dump(mode="json"))
     verification = (
@@ -539,7 +541,7 @@ def restrict_to(data: Any, allowed: set[str]) -> Any:
 
 
 def comparison_fleets(
-    plan: Plan, data: Any, catalog: Catalog, profile: SolverProfile
+    plan: Plan, data: Any, catalog: Catalog, profile: SolverProfile, *, model: Any = None
 ) -> list[dict[str, Any]]:
     """This plan against the cheapest single-SKU fleet and the GPU-only fleet, on the same
     demand, candidates and settings. Unserved demand is reported, not hidden: a fleet that
@@ -549,7 +551,10 @@ def comparison_fleets(
     zero). The best single SKU is the one with the lowest objective (cost plus the unserved
     penalty: serving more comes first); the SKUs are tried in order of their LP relaxation
     bound, and once a solved SKU's objective is at or below the next bound no later SKU
-    can beat it, so it is not solved (exact up to the MIP gap)."""
+    can beat it, so it is not solved (exact up to the MIP gap).
+
+    `model`: the plan's model built from `data` with its cost objective, if at hand (one
+    build fewer); `only_skus` leaves it as it found it."""
     from planner.formulation import build_model, only_skus
     from planner.plan import Plan
     from planner.solve import relaxation_bound, solve
@@ -569,7 +574,6 @@ def comparison_fleets(
     fleet = plan.fleet
     used = set(this["skus"]) | set(fleet.loc[fleet["used_chips"] > 0, "sku"])  # existing too
     proven = plan.status == "optimal"
-    model: Any = None
 
     def restricted(skus: set[str]) -> tuple[dict[str, Any], float]:
         """The restricted optimum as a row, and its objective (inf without a solution)."""
