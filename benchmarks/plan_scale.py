@@ -384,13 +384,18 @@ def solve_and_report(
     total = candidates_s + build_s + transfer_s + highs_s
     objective = "n/a" if result.objective is None else f"{result.objective:.6g}"
     gap = "n/a" if result.gap is None else f"{result.gap:.2e}"
-    print(f"status {result.status} ({result.message}), objective {objective}, gap {gap}")
+    bound = "n/a" if result.bound is None else f"{result.bound:.6g}"
+    print(
+        f"status {result.status} ({result.message}), objective {objective}, "
+        f"bound {bound}, gap {gap}"
+    )
     print(f"  candidates {candidates_s:7.2f} s  (inputs, generation, pruning)")
     print(f"  build      {build_s:7.2f} s  (Pyomo model from PlanningData)")
     print(f"  transfer   {transfer_s:7.2f} s  (standard-form compile, passModel, write-back)")
     print(
         f"  HiGHS      {highs_s:7.2f} s  (LP {t.get('lp_s', 0):.2f}, start "
-        f"{t.get('start_s', 0):.2f}, MIP {t.get('mip_s', 0):.2f})"
+        f"{t.get('start_s', 0):.2f}, support sub-MIP {t.get('support_mip_s', 0):.2f}, "
+        f"MIP {t.get('mip_s', 0):.2f})"
     )
     print(
         f"  total      {total:7.2f} s;  build + transfer = "

@@ -12,8 +12,10 @@ against 10-30 s through appsi / contrib). Then:
    group is fixed so the next group is sized for the rounded values (see
    `mip_start_from_relaxation`); small models leave the first incumbent to HiGHS;
 3. if that start is already within the profile's gap of the LP bound, it is the answer
-   (proven); otherwise the MIP runs with it (ARCHITECTURE: always pass a MIP start),
-   in a child process for large models (see below);
+   (proven); otherwise a sub-MIP restricted to the candidates the relaxation runs improves
+   it with SUPPORT_MIP_SHARE of the time left (see `improve_on_support`), and the MIP runs
+   from the better start for the rest (ARCHITECTURE: always pass a MIP start), both in a
+   child process for large models (see below);
 4. the solution is written back into the Pyomo variables, so a Plan reads the model.
 
 HiGHS traps handled here: the time limit counts on the solver object's run clock, so it is
@@ -64,6 +66,14 @@ HARD_STOP_GRACE_S = 10.0
 # Continuous columns held at their LP values while integers are rounded up (see
 # mip_start_from_relaxation): the routing stays feasible when capacity only grows.
 HELD_WHEN_ROUNDING_UP = ("v_load",)
+# After the rounded start, a sub-MIP on the relaxation's support may use this share of the
+# time left (see improve_on_support); the whole MIP gets the rest, for its bound. Pipeline
+# benchmark, 60 s: share 0.5 -> 51.7 M USD, gap 9.6 %; 0.75 -> 49.4 M, gap 5.5 % (the
+# whole MIP raised the bound only 46.3 -> 46.8 M in 150 s, finding no better plan).
+SUPPORT_MIP_SHARE = 0.75
+# Integer columns the support sub-MIP fixes at zero where the relaxation and the start
+# leave them there: candidates' instances (purchases stay free, to re-pack onto).
+SUPPORT_GROUPS = ("v_instances",)
 # Relative slack on the peak fixed between the two stages of the "power" objective.
 PEAK_SLACK = 1e-6
 
@@ -492,10 +502,12 @@ def solve_compiled(
 
     # The relaxation's optimum bounds the MIP; read it now, before the start's re-solves.
     lp_bound = lp.getInfo().objective_function_value if lp_status == ms.kOptimal else None
+    x_lp = np.asarray(lp.getSolution().col_value) if lp_status == ms.kOptimal else None
     t2 = time.perf_counter()
     given = _feasible_or_none(cm, start)
     start = None
-    if lp_status == ms.kOptimal and cm.n_cols >= ROUNDED_START_MIN_COLUMNS:
+    large = cm.n_cols >= ROUNDED_START_MIN_COLUMNS
+    if x_lp is not None and large:
         start = mip_start_from_relaxation(lp, cm, deadline)
     start_note = ""
     if given is not None and (start is None or cm.cost @ given <= cm.cost @ start):
@@ -503,49 +515,132 @@ def solve_compiled(
     elif start is not None:
         start_note = " (MIP start: the rounded relaxation)"
     timings["start_s"] = time.perf_counter() - t2
-    if start is not None and lp_bound is not None:
-        start_obj = float(cm.cost @ start + cm.offset)
-        gap = _gap(start_obj, lp_bound)
-        if gap is not None and gap <= profile.mip_rel_gap:
-            # Proven: LP bound <= MIP optimum <= start, within the profile's gap.
-            result = SolveResult(
-                "optimal",
-                start_obj,
-                lp_bound,
-                gap,
-                "highs",
-                "MIP start within the gap of the LP bound; no branch and bound" + start_note,
-            )
-            timings["mip_s"] = 0.0
-            timings["solve_s"] = timings["lp_s"] + timings["start_s"]
-            result.timings = timings
-            return CompiledSolution(result, start)
+    proven = _start_within_gap(cm, start, lp_bound, profile)
+    if proven is None and start is not None and x_lp is not None and large:
+        t_sub = time.perf_counter()
+        improved = improve_on_support(cm, profile, x_lp, start, deadline, log)
+        timings["support_mip_s"] = time.perf_counter() - t_sub
+        if improved is not None:
+            start, start_note = improved, " (MIP start: sub-MIP on the relaxation's support)"
+            proven = _start_within_gap(cm, start, lp_bound, profile)
+    if proven is not None:
+        proven.message += start_note
+        timings["mip_s"] = 0.0
+        timings["solve_s"] = sum(timings.values())
+        proven.timings = timings
+        return CompiledSolution(proven, start)
 
     t3 = time.perf_counter()
-    if cm.n_cols >= HARD_STOP_MIN_COLUMNS:
-        result, x_mip = _mip_in_child(cm, profile, start, deadline, lp_bound, log)
-    else:
-        mip = make_highs(cm, profile, integral=True, log=log)
-        if start is not None:
-            mip.setSolution(cm.n_cols, np.arange(cm.n_cols, dtype=np.int32), start)
-        overran = _run(mip, deadline - time.perf_counter())
-        result = _with_lp_bound(
-            _result_from(mip, "highs", mip.getModelStatus(), is_mip=True), lp_bound, profile
-        )
-        x_mip = np.asarray(mip.getSolution().col_value) if result.has_solution else None
-        if overran:
-            result.message += (
-                f" (HiGHS overran its time limit; stopped {WATCHDOG_GRACE_S:g} s after)"
-            )
+    result, x_mip = _run_mip(cm, profile, start, deadline, lp_bound, log)
     timings["mip_s"] = time.perf_counter() - t3
     if start is None and lp_status != ms.kOptimal:
         result.message += (
             f" (LP relaxation unfinished: {lp.modelStatusToString(lp_status)}; no MIP start)"
         )
-    timings["solve_s"] = timings["lp_s"] + timings["start_s"] + timings["mip_s"]
+    timings["solve_s"] = sum(timings.values())
     result.timings = timings
     result.message += start_note
     return CompiledSolution(result, x_mip if result.has_solution else None)
+
+
+def _start_within_gap(
+    cm: CompiledModel, start: np.ndarray | None, lp_bound: float | None, profile: SolverProfile
+) -> SolveResult | None:
+    """The start as the proven answer if it is within the profile's gap of the LP bound
+    (LP bound <= MIP optimum <= start); None otherwise."""
+    if start is None or lp_bound is None:
+        return None
+    start_obj = float(cm.cost @ start + cm.offset)
+    gap = _gap(start_obj, lp_bound)
+    if gap is None or gap > profile.mip_rel_gap:
+        return None
+    return SolveResult(
+        "optimal",
+        start_obj,
+        lp_bound,
+        gap,
+        "highs",
+        "MIP start within the gap of the LP bound; no branch and bound",
+    )
+
+
+def _run_mip(
+    cm: CompiledModel,
+    profile: SolverProfile,
+    start: np.ndarray | None,
+    deadline: float,
+    lp_bound: float | None,
+    log: bool,
+) -> tuple[SolveResult, np.ndarray | None]:
+    """The MIP from `start` until `deadline`: in a child process for large models (see
+    _mip_in_child), else in-process under the watchdog; its bound tightened by lp_bound."""
+    if cm.n_cols >= HARD_STOP_MIN_COLUMNS:
+        return _mip_in_child(cm, profile, start, deadline, lp_bound, log)
+    mip = make_highs(cm, profile, integral=True, log=log)
+    if start is not None:
+        mip.setSolution(cm.n_cols, np.arange(cm.n_cols, dtype=np.int32), start)
+    overran = _run(mip, deadline - time.perf_counter())
+    result = _with_lp_bound(
+        _result_from(mip, "highs", mip.getModelStatus(), is_mip=True), lp_bound, profile
+    )
+    x_mip = np.asarray(mip.getSolution().col_value) if result.has_solution else None
+    if overran:
+        result.message += f" (HiGHS overran its time limit; stopped {WATCHDOG_GRACE_S:g} s after)"
+    return result, x_mip
+
+
+def support_neighbourhood(
+    cm: CompiledModel, x_lp: np.ndarray, start: np.ndarray
+) -> CompiledModel | None:
+    """The model with every integer column of SUPPORT_GROUPS that both the relaxation and
+    the start leave at zero fixed at zero (None if that fixes nothing).
+
+    The start stays feasible in it, and every solution of it is one of the model's (only
+    upper bounds shrink). On the pipeline benchmark the relaxation runs 318 of 1,789
+    (candidate, period) instance columns: the rest are candidates it never needs."""
+    zero = (
+        cm.integer
+        & np.isin(cm.column_group, SUPPORT_GROUPS)
+        & (np.abs(x_lp) <= INT_TOL)
+        & (np.abs(start) <= INT_TOL)
+        & (cm.col_lower <= 0.0)
+    )
+    if not zero.any():
+        return None
+    upper = np.where(zero, 0.0, cm.col_upper)
+    return dataclasses.replace(cm, col_upper=upper)
+
+
+def improve_on_support(
+    cm: CompiledModel,
+    profile: SolverProfile,
+    x_lp: np.ndarray,
+    start: np.ndarray,
+    deadline: float,
+    log: bool,
+) -> np.ndarray | None:
+    """A better MIP start from a sub-MIP on the relaxation's support; None if none found.
+
+    The start rounds each instance count up next to the relaxation's, so it keeps the
+    relaxation's candidates and their fractional purchases (3.15 racks -> 4 on the
+    pipeline benchmark, a tenth of the plan's cost). HiGHS on the whole model spends the
+    minute in its root and improves nothing, while the same MIP restricted to the candidates
+    the relaxation uses (support_neighbourhood) re-packs the instances onto fewer units
+    (52.6 M -> 49.4 M USD there in 45 s). It gets SUPPORT_MIP_SHARE of the time left;
+    its bound is the neighbourhood's, not the model's, so only its solution is kept.
+    """
+    sub = support_neighbourhood(cm, x_lp, start)
+    now = time.perf_counter()
+    if sub is None or deadline - now <= 0:
+        return None
+    sub_deadline = now + SUPPORT_MIP_SHARE * (deadline - now)
+    result, x = _run_mip(sub, profile, start, sub_deadline, None, log)
+    if not result.has_solution or x is None:
+        return None
+    x = _feasible_or_none(cm, x)
+    if x is None or cm.cost @ x >= cm.cost @ start:
+        return None
+    return x
 
 
 def mip_start_from_relaxation(
@@ -577,7 +672,23 @@ def mip_start_from_relaxation(
         if rounded is None:
             return _lower_bound_start(lp, cm, deadline)
         x = rounded
-    return x
+    return _with_routing_free(lp, cm, held, x, deadline)
+
+
+def _with_routing_free(
+    lp: highspy.Highs, cm: CompiledModel, held: np.ndarray, x: np.ndarray, deadline: float
+) -> np.ndarray:
+    """The rounded start with every integer as it is and the routing re-optimised.
+
+    Rounding holds the routing a hair below its LP values, so that hair of each demand is
+    left unserved at the penalty (27 k USD on the pipeline benchmark: half its 0.1 % gap).
+    With all integers fixed the re-solve is a small LP; if it fails, `x` stands."""
+    _set_bounds(lp, held, cm.col_lower[held], cm.col_upper[held])
+    lp.clearSolver()
+    _run(lp, deadline - time.perf_counter())
+    if lp.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        return x
+    return np.asarray(lp.getSolution().col_value)
 
 
 def _round_group(

@@ -506,3 +506,78 @@ def test_a_given_feasible_start_is_used_and_an_infeasible_one_ignored() -> None:
     assert out.has_solution
     assert out.objective is not None and exact.objective is not None
     assert out.objective <= exact.objective * (1 + 1e-9) + 1e-6
+
+
+def test_support_neighbourhood_fixes_what_relaxation_and_start_leave_at_zero() -> None:
+    """Three candidates for one workload; the relaxation runs only the cheapest. The
+    neighbourhood fixes the instance columns that the relaxation and the start both leave
+    at zero (here: the two dearer candidates), nothing else, and the start stays feasible."""
+    from planner.solve import (
+        _feasible_or_none,
+        _run,
+        compile_model,
+        make_highs,
+        mip_start_from_relaxation,
+        support_neighbourhood,
+    )
+
+    skus = [sku("g", chips_per_unit=8, price_usd=100_000 * k) for k in (1, 2, 3)]
+    skus = [{**row, "sku": f"g{k}"} for k, row in enumerate(skus)]
+    cands = [candidate(f"c{k}", units={f"g{k}": 4}, rates=both("w", 20, 20)) for k in range(3)]
+    data = make_data(skus=skus, candidates=cands, demand={"w": 30})
+    cm = compile_model(build_model(data))
+    lp = make_highs(cm, EXACT, integral=False, log=False)
+    _run(lp, 30)
+    x_lp = np.asarray(lp.getSolution().col_value)
+    start = mip_start_from_relaxation(lp, cm, time.perf_counter() + 30)
+    assert start is not None
+    sub = support_neighbourhood(cm, x_lp, start)
+    assert sub is not None
+    instances = {
+        v.index()[0]: j for j, v in enumerate(cm.columns) if cm.column_group[j] == "v_instances"
+    }
+    assert x_lp[instances["c0"]] > 0
+    assert sub.col_upper[instances["c0"]] == cm.col_upper[instances["c0"]]
+    assert sub.col_upper[instances["c1"]] == sub.col_upper[instances["c2"]] == 0.0
+    changed = np.flatnonzero(sub.col_upper != cm.col_upper)
+    assert sorted(changed.tolist()) == sorted([instances["c1"], instances["c2"]])
+    assert _feasible_or_none(sub, start) is not None
+
+
+def test_support_sub_mip_improves_a_poor_start_within_its_neighbourhood(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """From the start that buys nothing and serves nothing, the sub-MIP on the relaxation's
+    support finds a feasible, cheaper plan that runs only candidates the relaxation runs;
+    it is a start, so the solve's optimum is the same with and without it."""
+    from planner import solve as solve_module
+    from planner.solve import (
+        _feasible_or_none,
+        _lower_bound_start,
+        _run,
+        compile_model,
+        improve_on_support,
+        make_highs,
+    )
+
+    model = build_model(random_data(5, n_skus=3, n_cands=6, n_periods=3))
+    cm = compile_model(model)
+    lp = make_highs(cm, EXACT, integral=False, log=False)
+    _run(lp, 30)
+    x_lp = np.asarray(lp.getSolution().col_value)
+    poor = _lower_bound_start(lp, cm, time.perf_counter() + 30)
+    assert poor is not None
+    better = improve_on_support(cm, EXACT, x_lp, poor, time.perf_counter() + 30, False)
+    assert better is not None
+    assert _feasible_or_none(cm, better) is not None
+    assert cm.cost @ better < cm.cost @ poor
+    instances = cm.column_group == "v_instances"
+    off_support = instances & (np.abs(x_lp) <= 1e-6)
+    assert off_support.any()
+    assert (better[off_support] == 0).all()
+
+    exact = solve(model, EXACT).objective
+    monkeypatch.setattr(solve_module, "ROUNDED_START_MIN_COLUMNS", 0)  # start + sub-MIP
+    with_sub_mip = solve(build_model(random_data(5, n_skus=3, n_cands=6, n_periods=3)), EXACT)
+    assert "sub-MIP" in with_sub_mip.message or "rounded relaxation" in with_sub_mip.message
+    assert with_sub_mip.objective == pytest.approx(exact, rel=1e-9)
