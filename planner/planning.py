@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -31,7 +32,7 @@ from planner.errors import InputProblem, PlannerInputError, unknown_id
 from planner.formulation import build_model
 from planner.model_data import Settings
 from planner.plan import Plan, explain_unserved
-from planner.solve import SolverProfile, load_profile, solve
+from planner.solve import SolveResult, SolverProfile, load_profile, solve
 from planner.verify import Verification, verify_plan
 from planner.yamlio import safe_load
 
@@ -281,9 +282,10 @@ def run_planning(
     if sc.time_limit_s is not None:
         profile = profile.model_copy(update={"time_limit_s": sc.time_limit_s})
     model = build_model(cs.data)
-    result = solve(model, profile, duals=True)
-    if result.has_solution and sc.objective == "cost":
-        result = cheapest_at_shortfall(model, profile, result)
+    if sc.objective == "cost":
+        result = cheapest_at_shortfall(model, profile)
+    else:
+        result = solve(model, profile, duals=True)
     plan = Plan.from_solution(model, cs.data, result)
     timings = {"candidates_s": t_cand, **result.timings}
     inputs = record_inputs(plan, demand, cs, sc, timings=timings)
@@ -313,14 +315,43 @@ def run_planning(
     return PlanRun(plan, inputs, cs, catalog, verification, explanation)
 
 
-def cheapest_at_shortfall(model: Any, profile: SolverProfile, first: Any) -> Any:
-    """Second, lexicographic stage when demand is left unserved.
+def cheapest_at_shortfall(model: Any, profile: SolverProfile) -> SolveResult:
+    """Solve objective "cost": the least unserved demand first, then the least cost at it.
 
-    With a shortfall the objective is dominated by the unserved penalty, so the solver's
-    relative gap allows real cost to be far from optimal. Cap total unserved at what the
-    first solve reached and minimise cost alone; keep the first result if this fails."""
+    One implementation with the sweep (planner.shortfall.least_unserved_then_cheapest, on
+    the compiled arrays): with a shortfall the penalty dominates the objective, so the
+    solver's relative gap would let real cost drift; the second stage caps unserved and
+    minimises cost alone. The solution is written back into the model, and the duals
+    come from the LP of the last stage with its integers fixed (as `solve(duals=True)`)."""
+    from planner.shortfall import cost_per_column, least_unserved_then_cheapest
+    from planner.solve import compile_model, fixed_lp_duals, write_back
+
+    if profile.solver != "highs":  # the array path is HiGHS's
+        return _cheapest_at_shortfall_pyomo(model, profile, solve(model, profile, duals=True))
+    t0 = time.perf_counter()
+    cm = compile_model(model)
+    transfer_s = time.perf_counter() - t0
+    unserved = np.flatnonzero(cm.column_group == "v_unserved")
+    out = least_unserved_then_cheapest(cm, unserved, lambda: cost_per_column(model, cm), profile)
+    result = SolveResult(out.status, out.objective, out.bound, out.gap, "highs", out.message)
+    t1 = time.perf_counter()
+    if out.x is not None:
+        write_back(cm, out.x)
+        result.duals = fixed_lp_duals(out.cm or cm, profile, out.x, False)
+    transfer_s += time.perf_counter() - t1
+    result.timings = {"build_s": 0.0, "transfer_s": transfer_s, **out.timings}
+    result.model = model
+    return result
+
+
+def _cheapest_at_shortfall_pyomo(model: Any, profile: SolverProfile, first: Any) -> Any:
+    """The second stage through Pyomo, for profiles whose solver is not HiGHS (the array
+    path cannot run them): cap total unserved at what the penalised solve reached and
+    minimise cost alone; keep the first result if this fails."""
     from planner.pyomo_env import pyo
 
+    if not first.has_solution:
+        return first
     shortfall = float(pyo.value(model.e_unserved_rps))
     if shortfall <= 1e-6:
         return first
@@ -337,6 +368,8 @@ def cheapest_at_shortfall(model: Any, profile: SolverProfile, first: Any) -> Any
         second.message = (
             second.message + " (cost minimised at the smallest shortfall found)"
         ).strip()
+        if first.status != "optimal":
+            second.status = "feasible_at_limit"  # the shortfall itself is not proven least
         return second
     # Restore the first model and its solution values.
     model.del_component(model.o_cost_at_shortfall)

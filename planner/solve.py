@@ -432,10 +432,10 @@ def _solve_highs(
     result = solved.result
     t1 = time.perf_counter()
     if solved.x is not None:
-        _write_back(cm, solved.x)
+        write_back(cm, solved.x)
         if duals:
             result.duals = (
-                _fixed_lp_duals(cm, profile, solved.x, log)
+                fixed_lp_duals(cm, profile, solved.x, log)
                 if solved.lp_row_duals is None
                 else _named_duals(cm, solved.lp_row_duals)
             )
@@ -467,7 +467,7 @@ def solve_compiled(
     MIP start if it is feasible here and no worse than the rounded relaxation.
 
     Nothing is written back into Pyomo, so sweeps re-solve changed arrays with it;
-    integers in `x` are as HiGHS returns them (`_write_back` rounds them).
+    integers in `x` are as HiGHS returns them (`write_back` rounds them).
     """
     if cm.n_cols == 0:  # nothing to decide (e.g. no demand): HiGHS would say "empty"
         empty = SolveResult(
@@ -1044,14 +1044,14 @@ def _gap(obj: float | None, bound: float | None) -> float | None:
     return abs(obj - bound) / max(abs(obj), 1e-10) if obj != bound else 0.0
 
 
-def _write_back(cm: CompiledModel, x: np.ndarray) -> None:
+def write_back(cm: CompiledModel, x: np.ndarray) -> None:
     """Solution -> Pyomo variable values (integers snapped to whole numbers)."""
     snapped = np.where(cm.integer, np.round(x), x)
     for v, val in zip(cm.columns, snapped.tolist(), strict=True):
         v.set_value(val, skip_validation=True)
 
 
-def _fixed_lp_duals(
+def fixed_lp_duals(
     cm: CompiledModel, profile: SolverProfile, x: np.ndarray, log: bool
 ) -> dict[str, float]:
     """Row duals of the LP with integers fixed at the MIP solution (a MIP has no duals)."""

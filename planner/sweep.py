@@ -51,6 +51,7 @@ from planner.errors import InputProblem, PlannerInputError, did_you_mean, unknow
 from planner.formulation import unserved_penalty
 from planner.model_data import PlanningData, Settings
 from planner.planning import Scenario, prepare
+from planner.shortfall import Outcome
 from planner.solve import SolverProfile, load_profile
 from planner.sweep_candidates import (
     CandidateTables,
@@ -67,7 +68,6 @@ from planner.sweep_exec import InProcess, chunks_of, make_executor
 from planner.sweep_model import (
     Applied,
     NotPersistent,
-    Outcome,
     PersistentModel,
     check_apply,
     fresh,

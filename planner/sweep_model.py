@@ -40,11 +40,12 @@ groups of points that differ only in limits, solved loosest first.
 
 Solving follows `planner plan` step for step (`solve_scenario`): LP relaxation, rounded MIP
 start, MIP (planner.solve's recipe, on arrays); objective "power" lexicographic (peak MW with
-the scenario's own cost tie-break, then cost at that peak); objective "cost" with a
-shortfall, then the cheapest plan at that shortfall (planning.cheapest_at_shortfall, started
-from the first stage's answer). Every solve uses fresh HiGHS objects and no other scenario's
-solution as a start, so a scenario's result does not depend on which worker solved what
-before it; `reuse` is deterministic too as long as a limit group is solved together, in
+the scenario's own cost tie-break, then cost at that peak); objective "cost" by
+`planner.shortfall.least_unserved_then_cheapest`, the one implementation `planner plan`
+calls too (planning.cheapest_at_shortfall): with a shortfall, the least unserved demand, then the
+cheapest plan at it, started from the first stage's answer. Every solve uses fresh HiGHS
+objects and no other scenario's solution as a start, so a scenario's result does not
+depend on which worker solved what before it; `reuse` is deterministic too as long as a limit group is solved together, in
 its fixed order (planner.sweep chunks by whole groups).
 
 Starting each scenario from a neighbour's solution was measured and left out: on the
@@ -61,26 +62,23 @@ import math
 import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from pyomo.repn.standard_repn import generate_standard_repn
 
 from planner.formulation import build_model, prepare_sets
 from planner.model_data import PlanningData
 from planner.pyomo_env import pyo
-from planner.solve import (
-    PEAK_SLACK,
-    CompiledModel,
-    SolverProfile,
-    compile_model,
-    solve_compiled,
+from planner.shortfall import (
+    Outcome,
+    least_unserved_then_cheapest,
+    linear_coefficients,
+    solve_arrays,
 )
+from planner.solve import PEAK_SLACK, CompiledModel, SolverProfile, compile_model
 
-Status = Literal["optimal", "feasible_at_limit", "infeasible", "error"]
-UNSERVED_TOL_RPS = 1e-6  # as Plan: less than this is served
 # Settings a scenario may change on the persistent path; any other difference rebuilds.
 PERSISTENT_SETTINGS = ("power_budget_mw", "capex_budget_usd", "electricity_usd_per_kwh")
 # formulation.py components the mapping reads (see the module docstring).
@@ -164,19 +162,6 @@ def _layout(cm: CompiledModel) -> Layout:
     )
 
 
-def _linear(expr: Any, col_of: dict[int, int], n: int) -> tuple[np.ndarray, float]:
-    """Dense coefficient vector (and constant) of a linear expression over the columns."""
-    out = np.zeros(n)
-    if expr is None:
-        return out, 0.0
-    repn = generate_standard_repn(expr, compute_values=True, quadratic=False)
-    for v, c in zip(repn.linear_vars, repn.linear_coefs, strict=True):
-        j = col_of.get(id(v))
-        if j is not None:
-            out[j] += float(c)
-    return out, float(pyo.value(repn.constant))
-
-
 def _per_period(
     m: pyo.ConcreteModel, name: str, periods: list[str], col_of: dict[int, int], n: int
 ) -> np.ndarray:
@@ -184,7 +169,7 @@ def _per_period(
     comp = getattr(m, name, None)
     if comp is None:
         return np.zeros((len(periods), n))
-    return np.vstack([_linear(comp[t], col_of, n)[0] for t in periods])
+    return np.vstack([linear_coefficients(comp[t], col_of, n)[0] for t in periods])
 
 
 def _terms(m: pyo.ConcreteModel, periods: list[str], col_of: dict[int, int], n: int) -> Terms:
@@ -245,7 +230,7 @@ class PersistentModel:
         self.layout = _layout(self.cm)
         n = self.cm.n_cols
         col_of = {id(v): j for j, v in enumerate(self.cm.columns)}
-        self.cost_usd, _ = _linear(model.o_cost.expr, col_of, n)
+        self.cost_usd, _ = linear_coefficients(model.o_cost.expr, col_of, n)
         self.periods = [str(t) for t in data.periods.index]
         self.terms = _terms(model, self.periods, col_of, n)
         self._index()
@@ -616,30 +601,8 @@ def _close(x: np.ndarray, y: np.ndarray, rtol: float) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------
-# Solving arrays
+# Solving a scenario
 # --------------------------------------------------------------------------------------
-
-
-@dataclass
-class Outcome:
-    status: Status
-    objective: float | None
-    bound: float | None
-    gap: float | None
-    x: np.ndarray | None
-    message: str = ""
-    solve_s: float = 0.0
-    # With a shortfall, the first stage's solution (most demand served): limits that cap
-    # service are tight there, not necessarily in the cheapest plan at that shortfall.
-    first_x: np.ndarray | None = None
-    # Every solution the result rests on (each stage's), in order: `reuse` needs them all
-    # feasible in another scenario before it can call the result that scenario's optimum.
-    stages: tuple[np.ndarray, ...] = ()
-    proven: bool = False  # every stage optimal (a first stage at its limit is not)
-
-    @property
-    def has_solution(self) -> bool:
-        return self.status in ("optimal", "feasible_at_limit")
 
 
 def solve_scenario(
@@ -648,17 +611,20 @@ def solve_scenario(
     penalty: Callable[[], tuple[float, float]] | None = None,
 ) -> Outcome:
     """Solve one scenario as `planner plan` does: objective "power" lexicographic (as
-    planner.solve); objective "cost" with a shortfall, then the cheapest plan at that
-    shortfall (as planning.cheapest_at_shortfall).
+    planner.solve); objective "cost" by `least_unserved_then_cheapest` (as
+    planning.cheapest_at_shortfall).
 
     `penalty()`: the scenario's own (USD, MW) unserved penalty, put in the arrays before
     solving (`with_own_penalty`). None: the arrays' penalty is the scenario's own.
     """
     t0 = time.perf_counter()
     applied = with_own_penalty(applied, penalty)
-    out = _first_stage(applied, profile)
-    if applied.objective != "power" and out.x is not None:
-        out = _cheapest_at_shortfall(applied, profile, out)
+    if applied.objective == "power" and applied.peak_col is not None:
+        out = _lexicographic(applied, profile)
+    else:
+        out = least_unserved_then_cheapest(
+            applied.cm, applied.unserved_cols, applied.terms.cost, profile
+        )
     out.solve_s = time.perf_counter() - t0
     return out
 
@@ -672,55 +638,6 @@ def with_own_penalty(
     own = penalty()
     same = all(math.isclose(a, b, rel_tol=1e-12) for a, b in zip(own, applied.penalty, strict=True))
     return applied if same else applied.with_penalty(*own)
-
-
-def _first_stage(applied: Applied, profile: SolverProfile) -> Outcome:
-    if applied.objective == "power" and applied.peak_col is not None:
-        return _lexicographic(applied, profile)
-    out = solve_arrays(applied.cm, profile)
-    out.stages = () if out.x is None else (out.x,)
-    out.proven = out.status == "optimal"
-    return out
-
-
-def _short(applied: Applied, x: np.ndarray) -> bool:
-    return float(x[applied.unserved_cols].sum()) > UNSERVED_TOL_RPS
-
-
-def _cheapest_at_shortfall(applied: Applied, profile: SolverProfile, first: Outcome) -> Outcome:
-    """Cap total unserved at what the first solve reached and minimise cost alone."""
-    assert first.x is not None
-    if not _short(applied, first.x):
-        return first
-    shortfall = float(first.x[applied.unserved_cols].sum())
-    cm = _with_row(applied.cm, applied.unserved_cols, shortfall * (1 + 1e-7) + 1e-7)
-    # As planning.cheapest_at_shortfall: the first stage's answer meets the cap, so it is
-    # the MIP start (HiGHS may otherwise find no plan at that shortfall in the time left).
-    stage_2 = dataclasses.replace(cm, cost=applied.terms.cost(), offset=0.0)
-    second = solve_arrays(stage_2, profile, start=first.x)
-    if not second.has_solution:
-        first.proven = False  # the second stage failed: another scenario's might not
-        return first
-    second.message = f"{second.message} (cost minimised at the smallest shortfall found)".strip()
-    second.first_x = first.x
-    second.stages = (*first.stages, *(() if second.x is None else (second.x,)))
-    second.proven = first.proven and second.status == "optimal"
-    return second
-
-
-def _with_row(cm: CompiledModel, cols: np.ndarray, upper: float) -> CompiledModel:
-    """The model plus one row: sum of `cols` <= upper."""
-    a = cm.matrix()
-    row = sp.csr_matrix(
-        (np.ones(len(cols)), (np.zeros(len(cols), dtype=int), cols)), shape=(1, cm.n_cols)
-    )
-    b = sp.vstack([a, row]).tocsc()
-    b.sort_indices()
-    return dataclasses.replace(
-        cm, rows=[*cm.rows, None], row_lower=np.append(cm.row_lower, -np.inf),
-        row_upper=np.append(cm.row_upper, upper), a_start=b.indptr.astype(np.int32),
-        a_index=b.indices.astype(np.int32), a_value=b.data.astype(float),
-    )  # fmt: skip
 
 
 def _lexicographic(applied: Applied, profile: SolverProfile) -> Outcome:
@@ -743,19 +660,6 @@ def _lexicographic(applied: Applied, profile: SolverProfile) -> Outcome:
     out.stages = (first.x, second.x) if second.x is not None else (first.x,)
     out.proven = both_optimal
     return out
-
-
-def solve_arrays(
-    cm: CompiledModel, profile: SolverProfile, start: np.ndarray | None = None
-) -> Outcome:
-    """The planner's HiGHS recipe on arrays (planner.solve.solve_compiled): LP relaxation,
-    rounded MIP start (or `start`, a known feasible solution, where no worse), MIP, with
-    the same watchdog and hard stop; integers rounded as planner.solve writes them back."""
-    solved = solve_compiled(cm, profile, start=start)
-    r, x = solved.result, solved.x
-    if x is not None:
-        x = np.where(cm.integer, np.round(x), x)
-    return Outcome(r.status, r.objective, r.bound, r.gap, x, r.message)
 
 
 # --------------------------------------------------------------------------------------
@@ -822,7 +726,9 @@ def reuse(target: Applied, solved: Applied, out: Outcome) -> Outcome | None:
     the first stage's values, equal here), so a feasible optimum of the looser model is an
     optimum of the tighter one, and the looser model's bound is a bound of the tighter
     one. Only "optimal" results are reused: a time-limited one could be beaten by a solve
-    of target's own."""
+    of target's own. The first stage may be of another kind than target's own would be
+    (the penalised MIP where only target's relaxation is short of capacity): both find
+    the least unserved within the gap, so the answer holds."""
     if not out.proven or not out.stages or not restricts(target, solved):
         return None
     if not all(feasible_in(target.cm, solved.cm, x) for x in out.stages):

@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 
 from planner.model_data import PlanningData
-from planner.sweep_model import UNSERVED_TOL_RPS, Applied, Outcome
+from planner.shortfall import UNSERVED_TOL_RPS, Outcome
+from planner.sweep_model import Applied
 
 PHASES = ("prefill", "decode")
 # Limit rows of formulation.py and the sweep's name for each.

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+from helpers_planning import both, candidate, make_data, sku
 from typer.testing import CliRunner
 
 from planner.catalog import load_catalog
 from planner.cli import app
-from planner.planning import Scenario, run_planning
-from planner.solve import load_profile
+from planner.formulation import build_model
+from planner.plan import Plan, solve_plan
+from planner.planning import Scenario, cheapest_at_shortfall, run_planning
+from planner.shortfall import cost_per_column, least_unserved_bound, solve_arrays
+from planner.solve import compile_model, load_profile
 
 CATALOG = load_catalog()
 SKUS = ["h100-sxm", "h200-sxm", "b200"]
@@ -307,3 +313,39 @@ def test_best_single_sku_row_is_the_best_of_every_single_sku_solved_alone(
     # Several single-SKU fleets can serve the demand, and the LP bounds spared most MIPs.
     assert len(served) >= 3
     assert len(mips) < len(served)
+
+
+def test_least_unserved_first_serves_as_much_and_costs_no_more_than_penalised() -> None:
+    """Under a power budget the LP relaxation already leaves demand unserved, so the plan is
+    solved lexicographically from the start (least unserved, then least cost at it). It
+    must serve as much as the penalised MIP and cost no more; and the second stage must
+    matter: the least-unserved stage alone picks a dearer plan here."""
+    data = make_data(
+        skus=[sku("a", price_usd=900_000.0), sku("b", price_usd=300_000.0),
+              sku("c", price_usd=500_000.0, chips_per_unit=4)],
+        candidates=[
+            candidate("a1", units={"a": 8}, rates=both("w", 12, 12), power_w=9_000.0),
+            candidate("b1", units={"b": 8}, rates=both("w", 5, 5), power_w=5_000.0),
+            candidate("c1", units={"c": 4}, rates=both("w", 3, 3), power_w=2_500.0),
+            candidate("a2", units={"a": 8}, rates=both("v", 7, 7), power_w=9_000.0),
+            candidate("c2", units={"c": 4}, rates=both("v", 2.5, 2.5), power_w=2_500.0),
+        ],
+        demand={"w": [50.0, 70.0], "v": [20.0, 30.0]}, n_periods=2, power_budget_mw=0.2,
+    )  # fmt: skip
+    profile = load_profile("exact")
+    model = build_model(data)
+    cm = compile_model(model)
+    unserved = np.flatnonzero(cm.column_group == "v_unserved")
+    assert least_unserved_bound(cm, unserved, profile) > 1.0  # the lexicographic path
+    result = cheapest_at_shortfall(model, profile)
+    lexicographic = Plan.from_solution(model, data, result)
+    penalised = solve_plan(data, profile)
+    assert lexicographic.status == penalised.status == "optimal"
+    assert lexicographic.unserved_rps <= penalised.unserved_rps * (1 + 1e-6)
+    assert lexicographic.total_cost_usd <= penalised.total_cost_usd * (1 + 1e-9)
+    assert lexicographic.objective == pytest.approx(lexicographic.total_cost_usd, rel=1e-9)
+    only_unserved = np.zeros(cm.n_cols)
+    only_unserved[unserved] = 1.0
+    stage_one = solve_arrays(dataclasses.replace(cm, cost=only_unserved, offset=0.0), profile)
+    assert stage_one.x is not None
+    assert cost_per_column(model, cm) @ stage_one.x > lexicographic.total_cost_usd * 1.01

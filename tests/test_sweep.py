@@ -524,3 +524,20 @@ def test_html_summary_escapes_text() -> None:
     page = render(result, [])
     assert "<script>" not in page and "&lt;script&gt;" in page
     assert "<b>w</b>" not in page
+
+
+def test_a_shortfall_point_equals_a_single_plan(catalog, base: Scenario, tmp_path: Path) -> None:
+    """Under a budget that leaves demand unserved even in the LP relaxation, the sweep and
+    `planner plan` take the same two lexicographic stages (one implementation): the same
+    shortfall, the same cost at it, both proven."""
+    table = sweep(catalog, base, ["power_budget_mw=none,0.01"])
+    assert (table["path"] == "persistent").all()
+    row = table[table["power_budget_mw"] == 0.01].iloc[0].to_dict()
+    assert row["status"] == "optimal"
+    assert row["unserved_rps"] > 1.0
+    sc = base.model_copy(update={"power_budget_mw": 0.01})
+    plan = run_planning(DEMAND, sc, catalog=catalog, explain=False).plan
+    assert plan.status == "optimal"
+    assert row["unserved_rps"] == pytest.approx(plan.unserved_rps, rel=GAP)
+    assert row["objective"] == pytest.approx(plan.objective, rel=GAP)
+    assert row["total_cost_usd"] == pytest.approx(plan.total_cost_usd, rel=GAP)
