@@ -219,11 +219,6 @@ def register(app: typer.Typer) -> None:
                 return _run_pareto(path, sc, pareto, out_dir, fmt, no_write, trace_pareto)
             # Claim the output folder first: a refused --out costs no solve.
             target = None if no_write else new_out_dir(out_dir, Path(path).stem)
-            preload = None
-            if target is not None and not no_report:
-                from planner.report.preload import preload_in_background
-
-                preload = preload_in_background()  # overlaps the solve (see its docstring)
             result = run_planning(path, sc, compare=compare)
             if target is not None:
                 result.plan.write_tables(target)
@@ -232,10 +227,9 @@ def register(app: typer.Typer) -> None:
                 )
                 if not result.explanation.empty:
                     result.explanation.to_csv(target / "unserved_explained.csv", index=False)
-                if preload is not None:
+                if not no_report:
                     from planner.cli_report import write_plan_reports
 
-                    preload.join()
                     write_plan_reports(result, target)
             if fmt == "json":
                 print_json(result.plan.to_dict())
