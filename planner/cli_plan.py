@@ -21,7 +21,7 @@ def _scenario(
     demand: Path | None, scenario_file: Path | None, overrides: dict[str, Any]
 ) -> tuple[Path, Any]:
     from planner.catalog import data_dir
-    from planner.planning import Scenario, load_scenario
+    from planner.scenario import Scenario, load_scenario
 
     sc = load_scenario(scenario_file) if scenario_file else Scenario()
     updates = {k: v for k, v in overrides.items() if v is not None}

@@ -18,101 +18,23 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from planner.candidates import CandidateOptions, CandidateSet, build_candidates
-from planner.catalog import Basis, Catalog, Sourced, load_catalog
+from planner.catalog import Catalog, load_catalog
 from planner.demand import Demand, catalog_model_ids, load_demand
-from planner.errors import InputProblem, PlannerInputError, unknown_id
+from planner.errors import InputProblem, PlannerInputError
 from planner.formulation import build_model
 from planner.model_data import Settings
-from planner.plan import Plan, explain_unserved
+from planner.plan import Plan
+from planner.plan_read import explain_unserved
+from planner.scenario import Scenario, apply_overrides
 from planner.solve import SolveResult, SolverProfile, load_profile, solve
 from planner.verify import Verification, verify_plan
-from planner.yamlio import safe_load
-
-
-class ExistingFleet(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    sku: str
-    chips: int = Field(gt=0)
-    retire_period: str | None = None  # first period it is gone; None = stays
-
-
-class Scenario(BaseModel):
-    """Every setting of a planning run; a scenario YAML holds the same as the CLI flags."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str = "default"
-    demand: str | None = None  # CSV path, relative to the scenario file
-    objective: Literal["cost", "power"] = "cost"
-    cost_basis: Literal["horizon", "amortized"] = "horizon"
-    pue: float = Field(default=1.3, gt=1.0, le=3.0)
-    electricity_usd_per_kwh: float = Field(default=0.08, ge=0)
-    hosting_usd_per_kw_month: float = Field(default=130.0, ge=0)
-    util_max: float = Field(default=0.9, gt=0, le=1)
-    power_budget_mw: float | None = Field(default=None, gt=0)
-    capex_budget_usd: float | None = Field(default=None, ge=0)
-    capex_budget_usd_per_period: float | None = Field(default=None, ge=0)
-    allow_rent: bool = True
-    allowed_skus: list[str] | None = None
-    exclude_skus: list[str] = Field(default_factory=list)
-    price_usd_per_unit: dict[str, float] = Field(default_factory=dict)  # overrides
-    rent_usd_per_chip_hour: dict[str, float] = Field(default_factory=dict)  # overrides
-    supply_cap_units_per_period: dict[str, float] = Field(default_factory=dict)
-    existing_fleet: list[ExistingFleet] = Field(default_factory=list)
-    horizon: list[str] | None = None  # [first, last] period to plan; None = all in demand
-    topologies: list[str] | None = None
-    spec_acceptance: float = Field(default=0.7, ge=0, le=1)
-    solver_profile: str = "default"
-    time_limit_s: float | None = Field(default=None, gt=0)
-    relax_instances: bool = False
-
-    def settings(self) -> Settings:
-        return Settings(
-            objective=self.objective, cost_basis=self.cost_basis, pue=self.pue,
-            electricity_usd_per_kwh=self.electricity_usd_per_kwh,
-            hosting_usd_per_kw_month=self.hosting_usd_per_kw_month, util_max=self.util_max,
-            power_budget_mw=self.power_budget_mw, capex_budget_usd=self.capex_budget_usd,
-            capex_budget_usd_per_period=self.capex_budget_usd_per_period,
-            allow_rent=self.allow_rent, relax_instances=self.relax_instances,
-        )  # fmt: skip
-
-
-def load_scenario(path: Path) -> Scenario:
-    try:
-        raw = safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise PlannerInputError(
-            [InputProblem(str(path), "", str(exc).splitlines()[0], "a readable YAML file")]
-        ) from None
-    if not isinstance(raw, dict):
-        raise PlannerInputError(
-            [InputProblem(str(path), "", type(raw).__name__, "a YAML mapping of settings")]
-        )
-    try:
-        sc = Scenario.model_validate(raw)
-    except ValidationError as exc:
-        problems = []
-        for e in exc.errors():
-            loc = ".".join(str(p) for p in e["loc"])
-            expected = e["msg"]
-            if e["type"] == "extra_forbidden":
-                from planner.errors import did_you_mean
-
-                expected = f"a known setting{did_you_mean(str(e['loc'][0]), Scenario.model_fields)}"
-            problems.append(InputProblem(str(path), f"field {loc}", e.get("input"), expected))
-        raise PlannerInputError(problems) from None
-    if sc.demand and not Path(sc.demand).is_absolute():
-        sc = sc.model_copy(update={"demand": str((path.parent / sc.demand).resolve())})
-    return sc
 
 
 class PlanInputs(BaseModel):
@@ -152,44 +74,6 @@ class PlanRun:
 
 
 # --------------------------------------------------------------------------------------
-
-
-def apply_overrides(catalog: Catalog, sc: Scenario, source: str) -> Catalog:
-    """The scenario's price and rent overrides, as estimates sourced to the scenario."""
-    problems = [
-        unknown_id(source, f"{field}.{sku}", sku, catalog.hardware)
-        for field, table in (("price_usd_per_unit", sc.price_usd_per_unit), ("rent_usd_per_chip_hour", sc.rent_usd_per_chip_hour),
-                             ("supply_cap_units_per_period", sc.supply_cap_units_per_period))
-        for sku in table if sku not in catalog.hardware
-    ]  # fmt: skip
-    for sku in [*(sc.allowed_skus or []), *sc.exclude_skus, *(e.sku for e in sc.existing_fleet)]:
-        if sku not in catalog.hardware:
-            problems.append(unknown_id(source, "SKU", sku, catalog.hardware))
-    if problems:
-        raise PlannerInputError(problems)
-    if not sc.price_usd_per_unit and not sc.rent_usd_per_chip_hour:
-        return catalog
-    hardware = dict(catalog.hardware)
-    for sku in set(sc.price_usd_per_unit) | set(sc.rent_usd_per_chip_hour):
-        hw = hardware[sku]
-        p = hw.purchase
-        upd: dict[str, Any] = {}
-        note = f"override from scenario {sc.name}"
-        if sku in sc.price_usd_per_unit:
-            upd["price_usd"] = Sourced(
-                value=sc.price_usd_per_unit[sku], basis=Basis.estimate, source="SCN", note=note
-            )
-        if sku in sc.rent_usd_per_chip_hour:
-            upd["rent_usd_per_chip_hour"] = Sourced(
-                value=sc.rent_usd_per_chip_hour[sku], basis=Basis.estimate, source="SCN", note=note
-            )
-        hardware[sku] = hw.model_copy(
-            update={
-                "purchase": p.model_copy(update=upd),
-                "sources": {**hw.sources, "SCN": f"scenario {sc.name}"},
-            }
-        )
-    return Catalog(hardware=hardware, models=catalog.models)
 
 
 def _horizon(demand: Demand, sc: Scenario, source: str) -> Demand:
@@ -481,7 +365,7 @@ def trace_pareto(
 ) -> pd.DataFrame:
     """Cost versus peak facility power: the two ends (minimum power, minimum cost), then
     minimum cost under n - 2 evenly spaced peak-power caps between them (epsilon constraint)."""
-    from planner.plan import solve_plan
+    from planner.plan_read import solve_plan
 
     _, _, cs = prepare(demand_path, sc, catalog)
     profile = load_profile(sc.solver_profile)
@@ -662,7 +546,7 @@ def limit_savings(plan: Plan, data: Any, profile: SolverProfile) -> list[dict[st
 
     A MIP has no duals, and the LP duals with integers fixed miss the value of buying a
     different mix; the re-solve measures it. Only limits actually set are tried."""
-    from planner.plan import solve_plan
+    from planner.plan_read import solve_plan
 
     out = []
     base_obj = plan.total_cost_usd + plan.penalty_usd_per_rps * plan.unserved_rps

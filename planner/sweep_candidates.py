@@ -33,7 +33,7 @@ from planner.candidates import (
 from planner.catalog import Catalog
 from planner.demand import Demand
 from planner.model_data import PlanningData, Settings
-from planner.planning import Scenario
+from planner.scenario import Scenario
 
 SlaKey = tuple[tuple[float, float], ...]  # (tpot_ms, ttft_ms) per workload, demand order
 Economics = tuple[tuple[str, float], ...]  # (("price.h100-sxm", 2e5), ("electricity...", 0.1))

@@ -16,7 +16,8 @@ from helpers_planning import both, candidate, make_data, sku
 
 from planner.errors import PlannerInputError
 from planner.formulation import build_model, model_size
-from planner.plan import Plan, solve_plan
+from planner.plan import Plan
+from planner.plan_read import solve_plan
 
 UTIL = 0.9
 RUN_USD_PER_W = 1.3e-3 * (730 * 0.08 + 130)  # energy + hosting per watt per period

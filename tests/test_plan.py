@@ -9,7 +9,8 @@ import pytest
 from helpers_planning import both, candidate, make_data, random_data, sku
 
 from planner.model_data import PlanningData
-from planner.plan import TABLE_SCHEMAS, Plan, explain_unserved, solve_plan
+from planner.plan import TABLE_SCHEMAS, Plan
+from planner.plan_read import explain_unserved, solve_plan
 from planner.solve import SolveResult, SolverProfile, solve
 
 EXACT = SolverProfile(solver="highs", mip_rel_gap=0.0, time_limit_s=60)

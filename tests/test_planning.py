@@ -16,7 +16,8 @@ from typer.testing import CliRunner
 from planner.catalog import load_catalog
 from planner.cli import app
 from planner.formulation import build_model
-from planner.plan import Plan, solve_plan
+from planner.plan import Plan
+from planner.plan_read import solve_plan
 from planner.planning import Scenario, cheapest_at_shortfall, run_planning
 from planner.shortfall import cost_per_column, least_unserved_bound, solve_arrays
 from planner.solve import compile_model, load_profile
@@ -222,7 +223,7 @@ def test_bad_flag_value_is_exit_2(tmp_path: Path) -> None:
 
 def test_shipped_example_scenario_plans_and_verifies() -> None:
     from planner.catalog import data_dir
-    from planner.planning import load_scenario
+    from planner.scenario import load_scenario
 
     path = data_dir("demand") / "scenarios" / "power_capped.yaml"
     sc = load_scenario(path)
@@ -263,7 +264,7 @@ def test_comparison_rows_reused_from_the_plan_equal_a_real_solve() -> None:
     only), its comparison row is the plan itself, not a re-solve. That must be what the
     restricted MIP finds: same cost within the two solves' gaps."""
     from planner.catalog import data_dir
-    from planner.plan import solve_plan
+    from planner.plan_read import solve_plan
     from planner.planning import comparison_fleets, prepare, restrict_to
 
     profile = load_profile("default")
@@ -288,7 +289,7 @@ def test_best_single_sku_row_is_the_best_of_every_single_sku_solved_alone(
     from restrict_to) picks the same SKU at the same cost (within the two gaps)."""
     from planner import solve as solve_module
     from planner.catalog import data_dir
-    from planner.plan import solve_plan
+    from planner.plan_read import solve_plan
     from planner.planning import comparison_fleets, prepare, restrict_to
 
     profile = load_profile("default")

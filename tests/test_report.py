@@ -161,17 +161,37 @@ def test_sla_table_meets_targets_and_queueing_only_adds(run: PlanRun) -> None:
 
 
 def test_reports_never_solve(run: PlanRun, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import planner.plan
+    import planner.plan_read
     import planner.solve
 
     def boom(*_a: Any, **_k: Any) -> None:
         raise AssertionError("a report called the solver")
 
     monkeypatch.setattr(planner.solve, "solve", boom)
-    monkeypatch.setattr(planner.plan, "solve_plan", boom)
-    monkeypatch.setattr(planner.plan, "explain_unserved", boom)
+    monkeypatch.setattr(planner.plan_read, "solve_plan", boom)
+    monkeypatch.setattr(planner.plan_read, "explain_unserved", boom)
     paths = write_reports(run.plan, tmp_path, ["json", "md"])
     assert [p.name for p in paths] == ["report.json", "report.md"]
+
+
+def test_planner_report_does_not_load_the_solver(run: PlanRun, tmp_path: Path) -> None:
+    """`planner report` on a saved plan loads neither Pyomo nor HiGHS (nor our solve
+    layer): a report reads plan.json, so it cannot solve, and starts faster."""
+    import subprocess
+    import sys
+
+    run.plan.write_tables(tmp_path / "plan")
+    probe = (
+        "import sys; from planner.cli import main\n"
+        f"sys.argv = ['planner', 'report', {str(tmp_path / 'plan' / 'plan.json')!r}, "
+        f"'--out', {str(tmp_path / 'out')!r}, '--format', 'md,json']\n"
+        "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+        "print(sorted(m for m in ('pyomo', 'highspy', 'planner.solve', 'planner.planning')"
+        " if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+    assert (tmp_path / "out" / "report.md").read_text().count("|") > 10
 
 
 # -- XLSX ---------------------------------------------------------------------------------
@@ -253,9 +273,9 @@ def test_unserved_report_says_what_and_why(run: PlanRun, reports: dict[str, Path
 
 
 def test_report_of_a_plan_with_no_solution(run: PlanRun, tmp_path: Path) -> None:
-    from planner.plan import _table
+    from planner.plan import schema_table
 
-    empty = {name: _table(name, []) for name in TABLE_SCHEMAS}
+    empty = {name: schema_table(name, []) for name in TABLE_SCHEMAS}
     failed = dataclasses.replace(
         run.plan, status="infeasible", message="model infeasible", objective=None, bound=None,
         gap=None, **empty,

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from planner.formulation import build_model, unserved_penalty
 from planner.model_data import PlanningData
-from planner.plan import solve_plan
+from planner.plan_read import solve_plan
 from planner.solve import (
     SolverProfile,
     SolverUnavailableError,

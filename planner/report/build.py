@@ -25,7 +25,7 @@ def report_catalog(plan: Plan, catalog: Catalog | None) -> tuple[Catalog | None,
             return None, [f"catalog not loaded ({exc}); provenance and frontier omitted"]
     scenario = (plan.inputs or {}).get("scenario")
     if scenario:
-        from planner.planning import Scenario, apply_overrides
+        from planner.scenario import Scenario, apply_overrides
 
         try:
             catalog = apply_overrides(catalog, Scenario.model_validate(scenario), "plan.json")
