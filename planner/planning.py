@@ -465,10 +465,11 @@ def comparison_fleets(
     cannot serve everything is compared with its penalty-free cost and its shortfall.
 
     One model serves every restriction (`only_skus` fixes the columns of other SKUs at
-    zero). The best single SKU is the one with the lowest objective (cost plus the unserved
-    penalty: serving more comes first); the SKUs are tried in order of their LP relaxation
-    bound, and once a solved SKU's objective is at or below the next bound no later SKU
-    can beat it, so it is not solved (exact up to the MIP gap).
+    zero) and is solved as the plan is (`cheapest_at_shortfall`). The best single SKU is the
+    one with the lowest cost plus unserved penalty (serving more comes first); the SKUs are
+    tried in order of their LP relaxation bound, and once a solved SKU's value is at or
+    below the next bound no later SKU can beat it, so it is not solved (exact up to the MIP
+    gap).
 
     `model`: the plan's model built from `data` with its cost objective, if at hand (one
     build fewer); `only_skus` leaves it as it found it."""
@@ -501,11 +502,22 @@ def comparison_fleets(
             return this, -math.inf
         nonlocal model
         model = model if model is not None else build_model(data)
+        cost = data.settings.objective == "cost"
         with only_skus(model, data, skus):
-            result = solve(model, profile)
-            found = row("", Plan.from_solution(model, data, result))
-        objective = result.objective if result.has_solution else None
-        return found, math.inf if objective is None else objective
+            # As the plan itself: with a shortfall, the least unserved and then the least
+            # cost at it (much faster there than the penalised MIP; see planner.shortfall).
+            result = cheapest_at_shortfall(model, profile) if cost else solve(model, profile)
+            found_plan = Plan.from_solution(model, data, result)
+        if not result.has_solution:
+            return row("", found_plan), math.inf
+        if not cost:
+            return row("", found_plan), result.objective or 0.0
+        # Ranked on cost + penalty x unserved, what the LP bounds bound (less the buy-late
+        # tie-break, which is below any solver tolerance).
+        penalised = (
+            found_plan.total_cost_usd + found_plan.penalty_usd_per_rps * found_plan.unserved_rps
+        )
+        return row("", found_plan), penalised
 
     def lp_bound(skus: set[str]) -> float:
         nonlocal model
