@@ -553,6 +553,18 @@ _LIFTABLE = {
 }
 
 
+def _lift_note(plan: Plan, lifted: Plan, saving: float) -> str:
+    """What lifting a limit does, in the unit that matters: requests served when it frees
+    unserved demand (a saving in penalty dollars would mean nothing), else USD saved."""
+    served_more = plan.unserved_rps - lifted.unserved_rps
+    if served_more > 1e-6:
+        extra = lifted.total_cost_usd - plan.total_cost_usd
+        return f"lifting it serves {served_more:,.4g} req/s more (total cost {extra:+,.0f} USD)"
+    if saving > 1.0:
+        return f"lifting it saves {saving:,.0f} USD"
+    return "set but not binding: lifting it changes nothing"
+
+
 def limit_savings(plan: Plan, data: Any, profile: SolverProfile) -> list[dict[str, Any]]:
     """For each limit the scenario sets: re-solve with it lifted and report what it costs.
 
@@ -579,7 +591,6 @@ def limit_savings(plan: Plan, data: Any, profile: SolverProfile) -> list[dict[st
             "limit": value, "binds": saving > max(1.0, 1e-6 * abs(base_obj)),
             "saving_if_lifted_usd": saving,
             "unserved_rps_if_lifted": lifted.unserved_rps,
-            "note": (f"lifting it saves {saving:,.0f} USD (objective incl. unserved penalty)"
-                     if saving > 1.0 else "set but not binding: lifting it changes nothing"),
+            "note": _lift_note(plan, lifted, saving),
         })  # fmt: skip
     return out
