@@ -60,6 +60,14 @@ def stages() -> dict[str, float]:
         - run.inputs.timings.get("build_s", 0)
     )
     out["status"] = run.plan.status  # type: ignore[assignment]
+    # planner.pyomo_env keeps Pyomo's import hooks from loading these (~1 s); if a Pyomo
+    # release moves the internals it touches, this line says so.
+    import matplotlib  # noqa: F401  (as the reports import it)
+
+    heavy = [m for m in ("scipy.stats", "matplotlib.pyplot") if m in sys.modules]
+    out["pyomo_import_hooks"] = (
+        f"loaded {heavy} (planner.pyomo_env no longer works)" if heavy else "kept out"
+    )  # type: ignore[assignment]
     out["candidate_pairs"] = run.inputs.candidate_pairs
     return out
 
