@@ -18,13 +18,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import highspy
 import numpy as np
 import scipy.sparse as sp
 from pyomo.repn.standard_repn import generate_standard_repn
 
 from planner.pyomo_env import pyo
-from planner.solve import CompiledModel, SolverProfile, make_highs, solve_compiled
+from planner.solve import CompiledModel, SolverProfile, lp_optimum, solve_compiled
 
 Status = Literal["optimal", "feasible_at_limit", "infeasible", "error"]
 UNSERVED_TOL_RPS = 1e-6  # as Plan: less than this is served
@@ -127,12 +126,7 @@ def least_unserved_bound(
     (None if the LP does not solve to optimality within half the time limit)."""
     if not len(unserved_cols) or not cm.integer.any():
         return None
-    lp = make_highs(_unserved_objective(cm, unserved_cols), profile, integral=False, log=False)
-    lp.setOptionValue("time_limit", 0.5 * profile.time_limit_s)
-    lp.run()
-    if lp.getModelStatus() != highspy.HighsModelStatus.kOptimal:
-        return None
-    return float(lp.getInfo().objective_function_value)
+    return lp_optimum(_unserved_objective(cm, unserved_cols), profile, 0.5 * profile.time_limit_s)
 
 
 def _unserved_objective(cm: CompiledModel, unserved_cols: np.ndarray) -> CompiledModel:

@@ -181,10 +181,14 @@ def relaxation_bound(model: pyo.ConcreteModel, profile: SolverProfile) -> float 
     does not solve to optimality in the profile's time). Cheap: no MIP, nothing written
     back into the model."""
     cm = compile_model(model)
-    if cm.n_cols == 0:
-        return cm.offset
+    return cm.offset if cm.n_cols == 0 else lp_optimum(cm, profile, profile.time_limit_s)
+
+
+def lp_optimum(cm: CompiledModel, profile: SolverProfile, seconds: float) -> float | None:
+    """The optimum of `cm` with integrality relaxed, within `seconds` (under the watchdog);
+    None if the LP does not finish optimal."""
     lp = make_highs(cm, profile, integral=False, log=False)
-    _run(lp, profile.time_limit_s)
+    _run(lp, seconds)
     if lp.getModelStatus() != highspy.HighsModelStatus.kOptimal:
         return None
     return float(lp.getInfo().objective_function_value)
