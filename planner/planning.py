@@ -199,19 +199,19 @@ def run_planning(
     return PlanRun(plan, inputs, cs, catalog, verification, explanation)
 
 
-def cheapest_at_shortfall(model: Any, profile: SolverProfile) -> SolveResult:
+def cheapest_at_shortfall(model: Any, profile: SolverProfile, *, duals: bool = True) -> SolveResult:
     """Solve objective "cost": the least unserved demand first, then the least cost at it.
 
     One implementation with the sweep (planner.shortfall.least_unserved_then_cheapest, on
     the compiled arrays): with a shortfall the penalty dominates the objective, so the
     solver's relative gap would let real cost drift; the second stage caps unserved and
-    minimises cost alone. The solution is written back into the model, and the duals
-    come from the LP of the last stage with its integers fixed (as `solve(duals=True)`)."""
+    minimises cost alone. The solution is written back into the model, and the duals (if
+    asked) come from the LP of the last stage with its integers fixed (as `solve`)."""
     from planner.shortfall import cost_per_column, least_unserved_then_cheapest
     from planner.solve import compile_model, fixed_lp_duals, write_back
 
     if profile.solver != "highs":  # the array path is HiGHS's
-        return _cheapest_at_shortfall_pyomo(model, profile, solve(model, profile, duals=True))
+        return _cheapest_at_shortfall_pyomo(model, profile, solve(model, profile, duals=duals))
     t0 = time.perf_counter()
     cm = compile_model(model)
     transfer_s = time.perf_counter() - t0
@@ -221,7 +221,8 @@ def cheapest_at_shortfall(model: Any, profile: SolverProfile) -> SolveResult:
     t1 = time.perf_counter()
     if out.x is not None:
         write_back(cm, out.x)
-        result.duals = fixed_lp_duals(out.cm or cm, profile, out.x, False)
+        if duals:
+            result.duals = fixed_lp_duals(out.cm or cm, profile, out.x, False)
     transfer_s += time.perf_counter() - t1
     result.timings = {"build_s": 0.0, "transfer_s": transfer_s, **out.timings}
     result.model = model
@@ -493,6 +494,14 @@ def comparison_fleets(
     used = set(this["skus"]) | set(fleet.loc[fleet["used_chips"] > 0, "sku"])  # existing too
     proven = plan.status == "optimal"
 
+    def the_model() -> Any:
+        """The plan's model if given, else one built on first need (every restriction
+        shares it)."""
+        nonlocal model
+        if model is None:
+            model = build_model(data)
+        return model
+
     def restricted(skus: set[str]) -> tuple[dict[str, Any], float]:
         """The restricted optimum as a row, and its objective (inf without a solution)."""
         # The plan already lives inside the restriction: it is feasible there, and the
@@ -500,14 +509,13 @@ def comparison_fleets(
         # restricted optimum (within the same gap) without a second solve.
         if proven and used <= skus:
             return this, -math.inf
-        nonlocal model
-        model = model if model is not None else build_model(data)
+        m = the_model()
         cost = data.settings.objective == "cost"
-        with only_skus(model, data, skus):
+        with only_skus(m, data, skus):
             # As the plan itself: with a shortfall, the least unserved and then the least
             # cost at it (much faster there than the penalised MIP; see planner.shortfall).
-            result = cheapest_at_shortfall(model, profile) if cost else solve(model, profile)
-            found_plan = Plan.from_solution(model, data, result)
+            result = cheapest_at_shortfall(m, profile, duals=False) if cost else solve(m, profile)
+            found_plan = Plan.from_solution(m, data, result)
         if not result.has_solution:
             return row("", found_plan), math.inf
         if not cost:
@@ -520,12 +528,11 @@ def comparison_fleets(
         return row("", found_plan), penalised
 
     def lp_bound(skus: set[str]) -> float:
-        nonlocal model
         if (proven and used <= skus) or data.settings.objective != "cost":
             return -math.inf  # solved anyway (the power objective is lexicographic)
-        model = model if model is not None else build_model(data)
-        with only_skus(model, data, skus):
-            bound = relaxation_bound(model, profile)
+        m = the_model()
+        with only_skus(m, data, skus):
+            bound = relaxation_bound(m, profile)
         return -math.inf if bound is None else bound
 
     all_skus = set(data.skus.index)
