@@ -1,5 +1,7 @@
 """Whole-process time of `planner plan` on the bundled example (target: <= 3 s), and where
 it goes (imports, candidate generation, Pyomo build, transfer to HiGHS, solve, verify).
+The default run writes its reports in a worker process started with the command
+(planner.report_worker); the second line shows the same run with reports in-process.
 
     python benchmarks/plan_default.py [--repeat 3]
 """
@@ -15,12 +17,12 @@ import tempfile
 import time
 
 
-def whole_process(args: list[str], repeat: int) -> list[float]:
+def whole_process(args: list[str], repeat: int, extra_env: dict[str, str]) -> list[float]:
     """Wall seconds of `python -m planner.cli ARGS`, after one warm-up run.
 
     Bytecode caching is left on (PYTHONDONTWRITEBYTECODE removed) as in an installed copy;
     the warm-up writes the caches."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"} | extra_env
     out = []
     for i in range(repeat + 1):
         with tempfile.TemporaryDirectory() as tmp:
@@ -77,14 +79,17 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     a = ap.parse_args()
     print(f"load average before: {os.getloadavg()[0]:.2f}")
-    for label, args in (
+    in_process = {"PLANNER_REPORT_WORKER": "0"}
+    for label, args, env in (
         ("planner plan (the default: compare, write plan + HTML/MD/XLSX reports)",
-         ["plan", "--out", "{tmp}/out"]),
-        ("planner plan --no-report", ["plan", "--no-report", "--out", "{tmp}/out"]),
-        ("planner plan --no-write", ["plan", "--no-write"]),
-        ("planner plan --no-write --no-compare", ["plan", "--no-write", "--no-compare"]),
+         ["plan", "--out", "{tmp}/out"], {}),
+        ("  the same, reports written in-process (PLANNER_REPORT_WORKER=0)",
+         ["plan", "--out", "{tmp}/out"], in_process),
+        ("planner plan --no-report", ["plan", "--no-report", "--out", "{tmp}/out"], {}),
+        ("planner plan --no-write", ["plan", "--no-write"], {}),
+        ("planner plan --no-write --no-compare", ["plan", "--no-write", "--no-compare"], {}),
     ):  # fmt: skip
-        times = whole_process(args, a.repeat)
+        times = whole_process(args, a.repeat, env)
         print(
             f"{label}: median {statistics.median(times):.2f} s, min {min(times):.2f} s "
             f"over {a.repeat} runs (target <= 3 s for the default)"

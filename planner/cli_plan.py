@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
-import pandas as pd
 import typer
 from rich.table import Table
 
@@ -93,9 +94,9 @@ def print_plan(run: Any, out_dir: Path | None) -> None:
                 b = buys.at[sku, p] if sku in buys.index and p in buys.columns else 0
                 r = rents.at[sku, p] if sku in rents.index and p in rents.columns else 0
                 txt = []
-                if pd.notna(b) and b > 0:
+                if b == b and b > 0:  # NaN != NaN: a cell the pivot left empty
                     txt.append(f"buy {int(b)}")
-                if pd.notna(r) and r > 1e-9:
+                if r == r and r > 1e-9:
                     txt.append(f"rent {r:g}")
                 cells.append(", ".join(txt) or "-")
             t.add_row(sku, *cells)
@@ -207,6 +208,12 @@ def register(app: typer.Typer) -> None:
 
         @guarded
         def run() -> int:
+            # Started first, so its imports overlap everything below (planner.report_worker).
+            wants_reports = not (no_write or no_report or pareto)
+            with _report_worker(wants_reports) as worker:
+                return plan_and_write(worker)
+
+        def plan_and_write(worker: Any) -> int:
             from planner.planning import run_planning, trace_pareto
 
             _check_format(fmt)
@@ -219,26 +226,58 @@ def register(app: typer.Typer) -> None:
                 return _run_pareto(path, sc, pareto, out_dir, fmt, no_write, trace_pareto)
             # Claim the output folder first: a refused --out costs no solve.
             target = None if no_write else new_out_dir(out_dir, Path(path).stem)
-            result = run_planning(path, sc, compare=compare)
+            on_solved = worker.draft if worker is not None else None
+            result = run_planning(path, sc, compare=compare, on_solved=on_solved)
             if target is not None:
-                result.plan.write_tables(target)
-                (target / "verify.json").write_text(
-                    json.dumps(result.verification.summary(), indent=1)
-                )
-                if not result.explanation.empty:
-                    result.explanation.to_csv(target / "unserved_explained.csv", index=False)
-                if not no_report:
-                    from planner.cli_report import write_plan_reports
-
-                    write_plan_reports(result, target)
+                _write_plan_folder(result, target)
+                if worker is not None:
+                    worker.submit(target)  # reports written while the plan prints
             if fmt == "json":
                 print_json(result.plan.to_dict())
             else:
                 print_plan(result, target)
+            if target is not None and not no_report:
+                _finish_reports(result, target, worker)
             return _exit_code(result)
 
         code = run()
         raise typer.Exit(code or 0)
+
+
+@contextlib.contextmanager
+def _report_worker(wanted: bool) -> Iterator[Any]:
+    """A report worker started now (planner.report_worker), or None when no reports are
+    wanted or it is switched off; stopped on the way out, whatever happens."""
+    from planner import report_worker
+
+    worker = report_worker.ReportWorker.start() if wanted and report_worker.enabled() else None
+    try:
+        yield worker
+    finally:
+        if worker is not None:
+            worker.close()
+
+
+def _write_plan_folder(result: Any, target: Path) -> None:
+    """plan.json, one CSV per table, verify.json and the unserved diagnosis (if any)."""
+    result.plan.write_tables(target)
+    (target / "verify.json").write_text(json.dumps(result.verification.summary(), indent=1))
+    if not result.explanation.empty:
+        result.explanation.to_csv(target / "unserved_explained.csv", index=False)
+
+
+def _finish_reports(result: Any, target: Path, worker: Any) -> None:
+    """The worker's reports, or, if it could not write them, the same reports in-process."""
+    if worker is not None:
+        if worker.result() is not None:
+            return
+        from planner.cli import err
+
+        err.print(f"report worker: {worker.error}; writing the reports here", style="dim",
+                  highlight=False)  # fmt: skip
+    from planner.cli_report import write_plan_reports
+
+    write_plan_reports(result, target)
 
 
 def _exit_code(result: Any) -> int:

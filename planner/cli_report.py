@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 from typing import Annotated, Any
 
-import pandas as pd
 import typer
 
 from planner.errors import InputProblem, PlannerInputError
@@ -35,6 +34,8 @@ def sidecars(folder: Path) -> dict[str, Any]:
     found: dict[str, Any] = {}
     explained = folder / "unserved_explained.csv"
     if explained.is_file():
+        import pandas as pd
+
         found["explanation"] = pd.read_csv(explained)
     verify = folder / "verify.json"
     if verify.is_file():

@@ -851,6 +851,26 @@ def define_objective(m: pyo.ConcreteModel, s: ModelSets) -> None:
     m.o_cost.deactivate()
 
 
+def outside_skus(m: pyo.ConcreteModel, data: PlanningData, allowed: set[str]) -> list[Any]:
+    """The variables a plan restricted to the SKUs in `allowed` must hold at zero: the
+    instances and loads of every candidate that needs another SKU, and the purchases and
+    rentals of other SKUs (`only_skus` fixes them; the comparison fleets' LP bounds zero
+    their columns in compiled arrays)."""
+    skus_of = data.units.groupby("candidate")["sku"].agg(set)
+    banned = {c for c, skus in skus_of.items() if not skus <= allowed}
+    return [
+        v
+        for var, is_out in (
+            (m.v_instances, lambda k: k[0] in banned),
+            (m.v_load, lambda k: k[0] in banned),
+            (m.v_buy, lambda k: k[0] not in allowed),
+            (m.v_rent, lambda k: k[0] not in allowed),
+        )
+        for k, v in var.items()
+        if is_out(k)
+    ]
+
+
 @contextmanager
 def only_skus(m: pyo.ConcreteModel, data: PlanningData, allowed: set[str]) -> Iterator[None]:
     """Within the block the model may use only the SKUs in `allowed`.
@@ -863,19 +883,7 @@ def only_skus(m: pyo.ConcreteModel, data: PlanningData, allowed: set[str]) -> It
     penalty is the whole model's; both dominate every serving cost (see
     `_penalty_and_tie_break`), so the restricted optimum is the same.
     """
-    skus_of = data.units.groupby("candidate")["sku"].agg(set)
-    banned = {c for c, skus in skus_of.items() if not skus <= allowed}
-    fixed = [
-        v
-        for var, is_out in (
-            (m.v_instances, lambda k: k[0] in banned),
-            (m.v_load, lambda k: k[0] in banned),
-            (m.v_buy, lambda k: k[0] not in allowed),
-            (m.v_rent, lambda k: k[0] not in allowed),
-        )
-        for k, v in var.items()
-        if is_out(k) and not v.fixed
-    ]
+    fixed = [v for v in outside_skus(m, data, allowed) if not v.fixed]
     saved = [v.value for v in m.component_data_objects(pyo.Var, descend_into=True)]
     for v in fixed:
         v.fix(0)

@@ -16,6 +16,7 @@ import dataclasses
 import datetime as dt
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -158,7 +159,14 @@ def prepare(
 def run_planning(
     demand_path: Path, sc: Scenario, *, catalog: Catalog | None = None,
     profile: SolverProfile | None = None, explain: bool = True, compare: bool = False,
+    on_solved: Callable[[Plan], None] | None = None,
 ) -> PlanRun:  # fmt: skip
+    """Plan `demand_path` under `sc`: candidates, MIP, the plan with its inputs recorded,
+    comparison fleets (compare), independent verification, the unserved diagnosis.
+
+    on_solved: called with the plan as soon as it is solved and its inputs recorded, before
+    the comparisons, verification and diagnosis add to it (`planner plan` hands it to its
+    report worker to draw the charts meanwhile)."""
     t0 = time.perf_counter()
     catalog, demand, cs = prepare(demand_path, sc, catalog)
     t_cand = time.perf_counter() - t0
@@ -176,6 +184,8 @@ def run_planning(
     inputs.binding = binding_constraints(result.duals or {}, plan, cs.data)
     if result.has_solution:
         inputs.binding += limit_savings(plan, cs.data, profile)
+    if on_solved is not None and result.has_solution:
+        on_solved(dataclasses.replace(plan, inputs=inputs.model_dump(mode="json")))
     if compare and result.has_solution:
         t1 = time.perf_counter()
         # The plan's own model is reused unless the shortfall stage changed its objective.
@@ -474,9 +484,9 @@ def comparison_fleets(
 
     `model`: the plan's model built from `data` with its cost objective, if at hand (one
     build fewer); `only_skus` leaves it as it found it."""
-    from planner.formulation import build_model, only_skus
+    from planner.formulation import build_model, only_skus, outside_skus
     from planner.plan import Plan
-    from planner.solve import relaxation_bound, solve
+    from planner.solve import compile_model, lp_optimum, solve
 
     def row(label: str, p: Plan) -> dict[str, Any]:
         ok = p.status in ("optimal", "feasible_at_limit")
@@ -527,12 +537,23 @@ def comparison_fleets(
         )
         return row("", found_plan), penalised
 
+    compiled: list[Any] = []  # the model's arrays, compiled once for every LP bound
+
     def lp_bound(skus: set[str]) -> float:
+        """The restriction's LP relaxation: the compiled arrays with the columns outside
+        `skus` held at zero (the model restricted by only_skus, without a compile each)."""
         if (proven and used <= skus) or data.settings.objective != "cost":
             return -math.inf  # solved anyway (the power objective is lexicographic)
         m = the_model()
-        with only_skus(m, data, skus):
-            bound = relaxation_bound(m, profile)
+        if not compiled:
+            compiled.append(compile_model(m))
+        cm = compiled[0]
+        col_of = {id(v): j for j, v in enumerate(cm.columns)}
+        out = [col_of[id(v)] for v in outside_skus(m, data, skus) if id(v) in col_of]
+        lower, upper = cm.col_lower.copy(), cm.col_upper.copy()
+        lower[out] = upper[out] = 0.0
+        restricted_cm = dataclasses.replace(cm, col_lower=lower, col_upper=upper)
+        bound = lp_optimum(restricted_cm, profile, profile.time_limit_s)
         return -math.inf if bound is None else bound
 
     all_skus = set(data.skus.index)

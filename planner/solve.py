@@ -176,14 +176,6 @@ def solve(
 ROUNDED_START_MIN_COLUMNS = 5_000
 
 
-def relaxation_bound(model: pyo.ConcreteModel, profile: SolverProfile) -> float | None:
-    """The LP relaxation's optimum: a lower bound on the MIP's objective (None if the LP
-    does not solve to optimality in the profile's time). Cheap: no MIP, nothing written
-    back into the model."""
-    cm = compile_model(model)
-    return cm.offset if cm.n_cols == 0 else lp_optimum(cm, profile, profile.time_limit_s)
-
-
 def lp_optimum(cm: CompiledModel, profile: SolverProfile, seconds: float) -> float | None:
     """The optimum of `cm` with integrality relaxed, within `seconds` (under the watchdog);
     None if the LP does not finish optimal."""

@@ -457,3 +457,84 @@ def test_pdf_prints_from_the_html(run: PlanRun, tmp_path: Path) -> None:
     data = pdf.read_bytes()
     assert data.startswith(b"%PDF") and len(data) > 20_000
     assert not (tmp_path / "report.html").exists()  # only what was asked for
+
+
+# -- the report worker `planner plan` runs beside the solve ------------------------------------
+
+
+def test_chart_cache_reuses_unchanged_charts_and_redraws_changed_ones(run: PlanRun) -> None:
+    from planner.report.charts import ChartCache, render_charts
+
+    specs = build_report(run.plan, run.catalog).charts
+    cache = ChartCache()
+    first = cache.render(specs)
+    assert set(first) == set(specs)
+    again = cache.render(specs)
+    assert all(again[k] is first[k] for k in first)  # the same bytes object: not redrawn
+    power = specs["power"]
+    doubled = {**specs, "power": {**power, "frame": power["frame"].assign(it_mw=power["frame"]["it_mw"] * 2)}}  # fmt: skip
+    third = cache.render(doubled)
+    assert third["fleet"] is first["fleet"]
+    assert third["power"] != first["power"]
+    assert third["power"] == render_charts({"power": doubled["power"]})["power"]
+
+
+def test_report_worker_writes_the_reports_planner_plan_would_write_in_process(
+    run: PlanRun, tmp_path: Path
+) -> None:
+    """The worker reads the saved folder and its sidecars (unserved_explained.csv,
+    verify.json) where the in-process writer has them in memory, and draws its charts from
+    a draft. Given a stale draft (its fleet doubled), it must still write byte-identical
+    HTML and Markdown to the in-process fallback."""
+    from planner.cli_plan import _write_plan_folder
+    from planner.cli_report import write_plan_reports
+    from planner.report_worker import ReportWorker
+
+    worker_dir, here_dir = tmp_path / "worker", tmp_path / "here"
+    for folder in (worker_dir, here_dir):
+        _write_plan_folder(run, folder)
+    assert (worker_dir / "unserved_explained.csv").is_file()  # the sidecar path is exercised
+    stale = dataclasses.replace(
+        run.plan, fleet=run.plan.fleet.assign(owned_chips=run.plan.fleet["owned_chips"] * 2)
+    )
+    worker = ReportWorker.start()
+    assert worker is not None
+    with worker:
+        worker.draft(stale)
+        worker.submit(worker_dir)
+        paths = worker.result()
+    assert paths is not None, worker.error
+    assert sorted(p.name for p in paths) == ["report.html", "report.md", "report.xlsx"]
+    write_plan_reports(run, here_dir)
+    for name in ("report.html", "report.md"):
+        assert (worker_dir / name).read_bytes() == (here_dir / name).read_bytes(), name
+
+
+def test_report_worker_never_asked_is_stopped_at_once() -> None:
+    from planner.report_worker import ReportWorker
+
+    worker = ReportWorker.start()
+    assert worker is not None and worker.returncode is None
+    worker.close()
+    assert worker.returncode is not None
+
+
+def test_planner_plan_writes_the_reports_itself_when_the_worker_fails(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import sys
+
+    from typer.testing import CliRunner
+
+    from planner import report_worker
+    from planner.cli import app
+
+    monkeypatch.setattr(report_worker, "COMMAND", [sys.executable, "-c", "import sys; sys.exit(7)"])
+    demand = tmp_path / "tiny.csv"
+    demand.write_text(DEMAND)
+    out = tmp_path / "plan"
+    res = CliRunner().invoke(app, ["plan", str(demand), "--out", str(out), "--no-compare"])
+    assert res.exit_code == 3, res.output  # the impossible workload stays unserved
+    assert "report worker" in res.output + (res.stderr if hasattr(res, "stderr") else "")
+    assert {"report.html", "report.md", "report.xlsx"} <= {p.name for p in out.iterdir()}
+    assert "buy" in (out / "report.md").read_text().lower()

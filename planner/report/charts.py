@@ -304,6 +304,71 @@ def plot_operating_frontier(frame: pd.DataFrame, title: str) -> bytes:
         return _svg(fig)
 
 
+def warm_up() -> None:
+    """Draw each chart once on a two-period toy frame and throw it away.
+
+    A process's first charts cost about twice what later ones do (fonts, tick and text
+    machinery, caches inside matplotlib); the report worker pays that here, while the
+    parent is still solving, instead of when the plan arrives."""
+    periods = ["p1", "p2"]
+    fleet = pd.DataFrame({"sku": ["x", "x"], "period": periods, "existing_chips": [8.0, 8.0],
+                          "purchased_chips": [0.0, 8.0], "rented_chips": [0.0, 4.0]})  # fmt: skip
+    costs = pd.DataFrame({"period": periods, **{part: [1e6, 2e6] for part in PART_COLORS}})
+    power = pd.DataFrame({"period": periods, "it_mw": [0.1, 0.2], "facility_mw": [0.13, 0.26],
+                          "budget_mw": [0.5, 0.5]})  # fmt: skip
+    frontier = pd.DataFrame({"configuration": ["x", "x", "x"], "chosen": [False, False, True],
+                             "output_tok_s_per_user": [10.0, 50.0, 30.0],
+                             "output_tok_s_per_mw": [1e6, 2e5, 5e5]})  # fmt: skip
+    plot_fleet(fleet, periods, "warm-up")
+    plot_costs(costs, periods, "warm-up")
+    plot_power(power, periods, "warm-up")
+    plot_operating_frontier(frontier, "warm-up")
+
+
+class ChartCache:
+    """SVGs drawn earlier, reused where a chart's spec (title, periods, frame) is unchanged.
+
+    `planner plan`'s report worker draws the charts from the solved plan while the parent
+    still compares fleets and verifies; the final plan differs from that draft only in
+    what the charts do not show, so usually nothing is drawn twice. A spec that changed is
+    drawn again: the cache never serves a stale chart."""
+
+    def __init__(self) -> None:
+        self._drawn: dict[str, tuple[dict[str, Any], bytes]] = {}
+
+    def render(self, charts: dict[str, dict[str, Any]]) -> dict[str, bytes]:
+        out: dict[str, bytes] = {}
+        for key, spec in charts.items():
+            hit = self._drawn.get(key)
+            if hit is not None and same_spec(hit[0], spec):
+                out[key] = hit[1]
+                continue
+            drawn = render_charts({key: spec})
+            if key in drawn:
+                self._drawn[key] = (spec, drawn[key])
+                out[key] = drawn[key]
+        return out
+
+
+def same_spec(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Equal chart specs: same keys, equal frames (values, dtypes and columns), equal rest."""
+    if a.keys() != b.keys():
+        return False
+    for k, va in a.items():
+        vb = b[k]
+        if isinstance(va, pd.DataFrame) or isinstance(vb, pd.DataFrame):
+            if not (
+                isinstance(va, pd.DataFrame)
+                and isinstance(vb, pd.DataFrame)
+                and list(va.columns) == list(vb.columns)
+                and va.equals(vb)
+            ):
+                return False
+        elif va != vb:
+            return False
+    return True
+
+
 def render_charts(charts: dict[str, dict[str, Any]]) -> dict[str, bytes]:
     """Report.charts -> SVG bytes per chart key."""
     drawers = {"fleet": plot_fleet, "costs": plot_costs, "power": plot_power}

@@ -15,7 +15,7 @@ import jinja2
 
 import planner
 from planner.catalog import data_dir
-from planner.report.charts import render_charts
+from planner.report.charts import ChartCache, render_charts
 from planner.report.fmt import format_cell, format_figure, is_number
 from planner.report.model import Report, ReportTable, column_label
 
@@ -70,8 +70,9 @@ def table_context(t: ReportTable) -> dict[str, Any]:
     }
 
 
-def render_html(report: Report) -> str:
-    charts = render_charts(report.charts)
+def render_html(report: Report, cache: ChartCache | None = None) -> str:
+    """The page; charts through `cache` if given (drawn only where not drawn already)."""
+    charts = cache.render(report.charts) if cache is not None else render_charts(report.charts)
     sections = []
     for s in report.sections:
         sections.append({
@@ -99,6 +100,6 @@ def render_html(report: Report) -> str:
     )
 
 
-def write_html(report: Report, path: Path) -> Path:
-    path.write_text(render_html(report), encoding="utf-8")
+def write_html(report: Report, path: Path, cache: ChartCache | None = None) -> Path:
+    path.write_text(render_html(report, cache), encoding="utf-8")
     return path

@@ -6,7 +6,7 @@ import json
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -15,6 +15,9 @@ from planner.errors import InputProblem, PlannerInputError
 from planner.plan import Plan
 from planner.report.build import build_report
 from planner.report.model import Report
+
+if TYPE_CHECKING:
+    from planner.report.charts import ChartCache
 
 # Each renderer is imported in _write_one, only when its format is asked for: jinja2 for
 # HTML, a browser for PDF; `planner plan --no-report` loads none of them.
@@ -44,12 +47,14 @@ def write_reports(
     *,
     explanation: pd.DataFrame | None = None,
     verification: dict[str, Any] | None = None,
+    charts: ChartCache | None = None,
 ) -> list[Path]:
     """Write report.<fmt> for each format into out_dir; returns the paths written.
 
     Reads only the plan (and the catalog, for provenance and perf curves); never solves.
     explanation: `planner plan`'s unserved diagnosis (unserved_explained.csv), if any;
-    verification: the verify.json summary, if any.
+    verification: the verify.json summary, if any; charts: SVGs drawn already (the report
+    worker's, planner.report_worker), reused where their data is unchanged.
     """
     wanted = parse_formats(formats)
     out_dir = Path(out_dir)
@@ -57,16 +62,18 @@ def write_reports(
     report = build_report(plan, catalog, explanation=explanation, verification=verification)
     written: dict[str, Path] = {}
     for fmt in sorted(wanted, key=FORMATS.index):  # html before pdf: the PDF prints it
-        written[fmt] = _write_one(report, out_dir, fmt, written.get("html"))
+        written[fmt] = _write_one(report, out_dir, fmt, written.get("html"), charts)
     return [written[f] for f in wanted]
 
 
-def _write_one(report: Report, out_dir: Path, fmt: str, html: Path | None) -> Path:
+def _write_one(
+    report: Report, out_dir: Path, fmt: str, html: Path | None, charts: ChartCache | None
+) -> Path:
     path = out_dir / f"{BASENAME}.{fmt}"
     if fmt == "html":
         from planner.report.html import write_html
 
-        return write_html(report, path)
+        return write_html(report, path, charts)
     if fmt == "md":
         from planner.report.markdown import render_markdown
 
@@ -85,4 +92,4 @@ def _write_one(report: Report, out_dir: Path, fmt: str, html: Path | None) -> Pa
     if html is not None:
         return write_pdf(html, path)
     with tempfile.TemporaryDirectory(prefix="planner-report-") as tmp:
-        return write_pdf(write_html(report, Path(tmp) / f"{BASENAME}.html"), path)
+        return write_pdf(write_html(report, Path(tmp) / f"{BASENAME}.html", charts), path)
