@@ -49,6 +49,8 @@ class Outcome:
     # The arrays the solution is optimal in (the last stage's: with the shortfall cap and
     # cost objective after a shortfall); None: the arrays solved.
     cm: CompiledModel | None = None
+    # Least unserved per period position, where the first stage solved period by period.
+    periods: dict[int, float] | None = None
 
     @property
     def has_solution(self) -> bool:
@@ -139,13 +141,93 @@ def _unserved_objective(cm: CompiledModel, unserved_cols: np.ndarray) -> Compile
 def _least_unserved(
     cm: CompiledModel, unserved_cols: np.ndarray, profile: SolverProfile
 ) -> Outcome:
-    """Stage one: minimise total unserved alone. Its objective is reported, like the
+    """Stage one: minimise total unserved alone, period by period where that is exact
+    (`_least_unserved_by_period`), else in one MIP. Its objective is reported, like the
     penalised MIP's, as cost + penalty x unserved of its solution (`cm`'s objective)."""
-    out = solve_arrays(_unserved_objective(cm, unserved_cols), profile)
+    t0 = time.perf_counter()
+    out = _least_unserved_by_period(cm, unserved_cols, profile)
+    if out is None:
+        left = max(profile.time_limit_s - (time.perf_counter() - t0), 0.01)
+        out = solve_arrays(
+            _unserved_objective(cm, unserved_cols),
+            profile.model_copy(update={"time_limit_s": left}),
+        )
     if out.x is not None:
         out.objective = float(cm.cost @ out.x + cm.offset)
         out.bound = out.gap = None  # bounds on unserved, not on that objective
     out.message = f"least unserved: {out.message}".strip()
+    return out
+
+
+def _least_unserved_by_period(
+    cm: CompiledModel, unserved_cols: np.ndarray, profile: SolverProfile
+) -> Outcome | None:
+    """The least total unserved as one small MIP per period; None where that cannot be
+    shown exact here (the caller then solves the whole model).
+
+    Cost plays no part in this stage, so periods interact only through purchases (a unit
+    bought serves every later period of its life) and what limits them (capex budgets,
+    supply caps). Each period's MIP holds every other period's loads and instances at
+    zero: that frees purchases and budgets for it, so its optimum is a lower bound on that
+    period's unserved in any plan, and the sum of the periods' bounds bounds the total.
+    The periods' answers combined (instances and loads per period, each purchase the
+    largest any period chose) and re-solved as an LP with integers fixed reach that sum
+    unless a coupling limit binds; then this returns None. On demand/default.csv x1.5
+    under 0.041 MW: 1.1-1.5 s against 7-9 s for the whole model, same 59.99 rps.
+
+    `periods` on the Outcome: each period's least unserved (the cheapest-plan stage caps
+    each, which it solves several times faster than a cap on the total alone)."""
+    period = cm.serving_period
+    if period is None or len(unserved_cols) == 0:
+        return None
+    periods = sorted(set(period[unserved_cols].tolist()) - {-1})
+    if len(periods) < 2:
+        return None
+    t0 = time.perf_counter()
+    deadline = t0 + 0.5 * profile.time_limit_s  # the other half is the fallback's
+    serving = period >= 0
+    unserved_mask = np.zeros(cm.n_cols, dtype=bool)
+    unserved_mask[unserved_cols] = True
+    combined = np.zeros(cm.n_cols)
+    shared = ~serving & cm.integer  # purchases: the largest any period chose
+    lower_bound, proven = 0.0, True
+    for k, t in enumerate(periods):
+        others = serving & (period != t) & ~unserved_mask
+        lower, upper = cm.col_lower.copy(), cm.col_upper.copy()
+        lower[others] = upper[others] = 0.0
+        cost = np.zeros(cm.n_cols)
+        cost[unserved_mask & (period == t)] = 1.0
+        share = max((deadline - time.perf_counter()) / (len(periods) - k), 0.01)
+        one = solve_arrays(
+            dataclasses.replace(cm, cost=cost, offset=0.0, col_lower=lower, col_upper=upper),
+            profile.model_copy(update={"time_limit_s": share}),
+        )
+        if one.x is None or one.objective is None:
+            return None
+        mine = period == t
+        combined[mine] = one.x[mine]
+        combined[shared] = np.maximum(combined[shared], one.x[shared])
+        proven = proven and one.status == "optimal"
+        lower_bound += one.bound if one.bound is not None else -np.inf
+    # Integers fixed at the combination; the LP settles fleet, rentals and loads.
+    fixed_lower, fixed_upper = cm.col_lower.copy(), cm.col_upper.copy()
+    fixed_lower[cm.integer] = fixed_upper[cm.integer] = combined[cm.integer]
+    left = max(deadline - time.perf_counter(), 0.01)
+    joint = solve_arrays(
+        dataclasses.replace(
+            _unserved_objective(cm, unserved_cols), col_lower=fixed_lower, col_upper=fixed_upper
+        ),
+        profile.model_copy(update={"time_limit_s": left}),
+    )
+    found = float(combined[unserved_cols].sum())
+    if joint.x is None or float(joint.x[unserved_cols].sum()) > found * (1 + 1e-7) + 1e-7:
+        return None  # a limit shared by the periods binds: solve them together
+    x = joint.x
+    within = lower_bound > -np.inf and found <= lower_bound * (1 + profile.mip_rel_gap) + 1e-7
+    status = "optimal" if proven and within else "feasible_at_limit"
+    out = Outcome(status, None, None, None, x, "solved period by period",
+                  timings={"solve_s": time.perf_counter() - t0})  # fmt: skip
+    out.periods = {t: float(x[unserved_mask & (period == t)].sum()) for t in periods}
     return out
 
 
@@ -170,7 +252,15 @@ def _cheapest_at_shortfall(
     """Cap total unserved at what the first stage reached and minimise cost alone."""
     assert first.x is not None
     shortfall = float(first.x[unserved_cols].sum())
-    capped = _with_row(cm, unserved_cols, shortfall * (1 + 1e-7) + 1e-7, SHORTFALL_CAP)
+    capped = _with_row(cm, unserved_cols, _cap(shortfall), SHORTFALL_CAP)
+    if first.periods and cm.serving_period is not None:
+        # Each period's unserved is at least its own least (see _least_unserved_by_period),
+        # so capping the total at their sum caps each period at its least: said per
+        # period, the MIP proves the cheapest plan several times faster (18.6 s -> 2.9 s
+        # on demand/default.csv x1.5 under 0.041 MW).
+        for t, least in first.periods.items():
+            cols = unserved_cols[cm.serving_period[unserved_cols] == t]
+            capped = _with_row(capped, cols, _cap(least), SHORTFALL_CAP)
     # The first stage's answer meets the cap, so it is the MIP start (HiGHS may otherwise
     # find no plan at that shortfall in the time left).
     second = solve_arrays(
@@ -180,7 +270,8 @@ def _cheapest_at_shortfall(
         first.proven = False  # the second stage failed: another scenario's might not
         first.status = "feasible_at_limit" if first.has_solution else first.status
         return first
-    second.message = f"{second.message} (cost minimised at the smallest shortfall found)".strip()
+    how = ", found period by period" if first.periods else ""
+    second.message = f"{second.message} (cost minimised at the smallest shortfall{how})".strip()
     second.first_x = first.x
     second.stages = (*first.stages, *(() if second.x is None else (second.x,)))
     second.proven = first.proven and second.status == "optimal"
@@ -189,6 +280,11 @@ def _cheapest_at_shortfall(
     second.timings = _summed(first.timings, second.timings)
     second.cm = capped
     return second
+
+
+def _cap(shortfall: float) -> float:
+    """A cap on unserved request/s that the solution reaching `shortfall` meets."""
+    return shortfall * (1 + 1e-7) + 1e-7
 
 
 def _summed(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:

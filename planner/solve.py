@@ -264,6 +264,9 @@ class CompiledModel:
     # every other column), so a MIP start can round cumulative purchases.
     buy_sku: np.ndarray | None = None
     buy_period: np.ndarray | None = None
+    # Period position of every column that serves one period (loads, instances, unserved;
+    # -1 for purchases, fleet, rentals and the rest): the shortfall stage solves per period.
+    serving_period: np.ndarray | None = None
 
     @property
     def n_cols(self) -> int:
@@ -296,6 +299,7 @@ def compile_model(model: pyo.ConcreteModel) -> CompiledModel:
     integer = np.fromiter((v.is_integer() for v in cols), bool, len(cols))
     group = np.array([v.parent_component().local_name for v in cols], dtype=object)
     buy_sku, buy_period = _buy_series(model, cols, group)
+    serving_period = _serving_periods(model, cols, group)
     n_obj = info.c.shape[0]
     cost = info.c.toarray()[0] if n_obj else np.zeros(len(cols))
     offset = float(info.c_offset[0]) if n_obj else 0.0
@@ -316,6 +320,7 @@ def compile_model(model: pyo.ConcreteModel) -> CompiledModel:
         column_group=group,
         buy_sku=buy_sku,
         buy_period=buy_period,
+        serving_period=serving_period,
     )
 
 
@@ -331,6 +336,19 @@ def _buy_series(
         h, t = cols[j].index()
         sku[j], period[j] = h, order.get(t, -1)
     return sku, period
+
+
+SERVING_GROUPS = ("v_load", "v_instances", "v_unserved")  # indexed (..., period)
+
+
+def _serving_periods(model: pyo.ConcreteModel, cols: list[Any], group: np.ndarray) -> np.ndarray:
+    """Period position of each load, instance and unserved column; -1 elsewhere."""
+    out = np.full(len(cols), -1, dtype=np.int64)
+    sets = getattr(model, "sets", None)
+    order = {t: i for i, t in enumerate(getattr(sets, "periods", []) or [])}
+    for j in np.flatnonzero(np.isin(group, SERVING_GROUPS)).tolist():
+        out[j] = order.get(cols[j].index()[-1], -1)
+    return out
 
 
 def make_highs(

@@ -373,3 +373,77 @@ def test_lifting_a_budget_that_leaves_demand_unserved_says_how_much_more_is_serv
     (row,) = limit_savings(plan, data, load_profile("exact"))
     assert row["binds"] and row["unserved_rps_if_lifted"] == pytest.approx(0.0, abs=1e-6)
     assert row["note"].startswith("lifting it serves 18 req/s more")
+
+
+def _lexicographic(data: object, profile: object, *, by_period: bool) -> tuple[object, Plan]:
+    """Solve `data` as `planner plan` does, with or without the per-period first stage."""
+    from planner import shortfall
+
+    model = build_model(data)
+    real = shortfall._least_unserved_by_period
+    if not by_period:
+        shortfall._least_unserved_by_period = lambda *a, **k: None  # type: ignore[assignment]
+    try:
+        result = cheapest_at_shortfall(model, profile)
+    finally:
+        shortfall._least_unserved_by_period = real  # type: ignore[assignment]
+    return result, Plan.from_solution(model, data, result)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_least_unserved_period_by_period_equals_the_whole_model(seed: int) -> None:
+    """Under a binding power budget the first stage solves one MIP per period; the least
+    unserved and the cheapest plan at it must be the whole model's (within the gap)."""
+    rng = np.random.default_rng(seed)
+    n_periods = 3
+    data = make_data(
+        skus=[sku("a", price_usd=float(rng.integers(5, 12)) * 1e5, lead=1),
+              sku("b", price_usd=float(rng.integers(2, 6)) * 1e5, chips_per_unit=4),
+              sku("c", price_usd=float(rng.integers(3, 9)) * 1e5, first_buy=1)],
+        candidates=[
+            candidate("a1", units={"a": 8}, rates=both("w", 12, 12), power_w=9_000.0),
+            candidate("b1", units={"b": 4}, rates=both("w", 5, 5), power_w=4_000.0),
+            candidate("c1", units={"c": 8}, rates=both("w", 9, 9), power_w=6_000.0),
+            candidate("a2", units={"a": 8}, rates=both("v", 7, 7), power_w=9_000.0),
+            candidate("b2", units={"b": 4}, rates=both("v", 2.5, 2.5), power_w=4_000.0),
+        ],
+        demand={"w": [float(x) for x in rng.uniform(20, 60, n_periods)],
+                "v": [float(x) for x in rng.uniform(5, 30, n_periods)]},
+        n_periods=n_periods, power_budget_mw=float(rng.uniform(0.02, 0.05)),
+    )  # fmt: skip
+    profile = load_profile("exact")
+    cm = compile_model(build_model(data))
+    unserved = np.flatnonzero(cm.column_group == "v_unserved")
+    assert least_unserved_bound(cm, unserved, profile) > 1e-3  # the lexicographic path
+    split_result, split = _lexicographic(data, profile, by_period=True)
+    whole_result, whole = _lexicographic(data, profile, by_period=False)
+    assert "found period by period" in split_result.message
+    assert "found period by period" not in whole_result.message
+    assert split.status == whole.status == "optimal"
+    assert split.unserved_rps == pytest.approx(whole.unserved_rps, rel=1e-6, abs=1e-6)
+    gap = profile.mip_rel_gap
+    assert split.total_cost_usd == pytest.approx(whole.total_cost_usd, rel=2 * gap, abs=1.0)
+
+
+def test_a_capex_budget_the_periods_share_sends_the_first_stage_to_the_whole_model() -> None:
+    """Period 0 can only use SKU a, period 1 only SKU b, and the budget buys one unit: each
+    period alone buys its unit, together they cannot. The per-period stage must see that
+    and hand over to the whole model, which serves the larger period."""
+    from planner.shortfall import _least_unserved_by_period
+
+    data = make_data(
+        skus=[sku("a", price_usd=1e6), sku("b", price_usd=1e6)],
+        candidates=[
+            candidate("a1", units={"a": 8}, rates=both("w", 40, 40)),
+            candidate("b1", units={"b": 8}, rates=both("v", 40, 40)),
+        ],
+        demand={"w": [5.0, 0.0], "v": [0.0, 8.0]}, n_periods=2, capex_budget_usd=1e6,
+    )  # fmt: skip
+    profile = load_profile("exact")
+    cm = compile_model(build_model(data))
+    unserved = np.flatnonzero(cm.column_group == "v_unserved")
+    assert _least_unserved_by_period(cm, unserved, profile) is None
+    result, plan = _lexicographic(data, profile, by_period=True)
+    assert "found period by period" not in result.message
+    assert plan.unserved_rps == pytest.approx(5.0)  # serves v (8 rps), leaves w (5 rps)
+    assert set(plan.purchases["sku"]) == {"b"}
