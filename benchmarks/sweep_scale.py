@@ -106,6 +106,10 @@ def main() -> None:
         print(f"    {int(reused.sum())} points took a looser point's answer; the other "
               f"{len(slow)} solved in {slow.sum():.1f} s, the slowest 10 in {slow.head(10).sum():.1f} s "
               f"({', '.join(f'{v:.1f}' for v in slow.head(10))})")  # fmt: skip
+        axes = [c for c in (spec.split("=")[0] for spec in specs) if c in t.columns]
+        for i in slow.index[:3]:  # where the time goes, for the next round of work
+            where = ", ".join(f"{a}={t.at[i, a]}" for a in axes)
+            print(f"      {t.at[i, 'solve_s']:.1f} s at {where}: {str(t.at[i, 'message'])[:110]}")
     n = args.workers
     print(
         f"total with {n} workers / one planner-plan run: {totals[n] / t_plan:.1f}x (target <= 10x)"

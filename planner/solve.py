@@ -267,6 +267,8 @@ class CompiledModel:
     # Period position of every column that serves one period (loads, instances, unserved;
     # -1 for purchases, fleet, rentals and the rest): the shortfall stage solves per period.
     serving_period: np.ndarray | None = None
+    # Pyomo component name per row ("c_power_budget", ...), plain strings like column_group.
+    row_group: np.ndarray | None = None
 
     @property
     def n_cols(self) -> int:
@@ -300,6 +302,9 @@ def compile_model(model: pyo.ConcreteModel) -> CompiledModel:
     group = np.array([v.parent_component().local_name for v in cols], dtype=object)
     buy_sku, buy_period = _buy_series(model, cols, group)
     serving_period = _serving_periods(model, cols, group)
+    row_group = np.array(
+        [r.constraint.parent_component().local_name for r in info.rows], dtype=object
+    )
     n_obj = info.c.shape[0]
     cost = info.c.toarray()[0] if n_obj else np.zeros(len(cols))
     offset = float(info.c_offset[0]) if n_obj else 0.0
@@ -321,6 +326,7 @@ def compile_model(model: pyo.ConcreteModel) -> CompiledModel:
         buy_sku=buy_sku,
         buy_period=buy_period,
         serving_period=serving_period,
+        row_group=row_group,
     )
 
 

@@ -447,3 +447,31 @@ def test_a_capex_budget_the_periods_share_sends_the_first_stage_to_the_whole_mod
     assert "found period by period" not in result.message
     assert plan.unserved_rps == pytest.approx(5.0)  # serves v (8 rps), leaves w (5 rps)
     assert set(plan.purchases["sku"]) == {"b"}
+
+
+def test_a_shortfall_only_integrality_causes_is_proven_period_by_period() -> None:
+    """One instance serves 5 x util_max req/s; demand is 6 and the power budget powers 1.9
+    instances: the relaxation serves everything, whole instances cannot. Under a limit the
+    per-period stage finds that first (no penalised MIP): same shortfall, one instance's
+    worth short per period, and the same cost as the penalised route."""
+    from planner.model_data import Settings
+
+    defaults = Settings()
+    data = make_data(
+        skus=[sku("a")],
+        candidates=[candidate("a1", units={"a": 8}, rates=both("w", 10, 10), power_w=4_000.0)],
+        demand={"w": [6.0, 6.0]}, n_periods=2,
+        power_budget_mw=1.9 * 4_000.0 * defaults.pue / 1e6,
+    )  # fmt: skip
+    profile = load_profile("exact")
+    cm = compile_model(build_model(data))
+    unserved = np.flatnonzero(cm.column_group == "v_unserved")
+    assert least_unserved_bound(cm, unserved, profile) <= 1e-6  # the relaxation serves all
+    split_result, split = _lexicographic(data, profile, by_period=True)
+    whole_result, whole = _lexicographic(data, profile, by_period=False)
+    assert "found period by period" in split_result.message
+    assert "found period by period" not in whole_result.message
+    short = 2 * (6.0 - 5.0 * defaults.util_max)
+    assert split.unserved_rps == pytest.approx(short, rel=1e-6)
+    assert whole.unserved_rps == pytest.approx(short, rel=1e-6)
+    assert split.total_cost_usd == pytest.approx(whole.total_cost_usd, rel=1e-6)
