@@ -12,7 +12,8 @@ first thing. The worker:
 3. gets the saved plan folder (`ReportWorker.submit`) and writes the reports from it
    exactly as `planner report` would (plan.json plus verify.json and
    unserved_explained.csv), reusing each chart whose data did not change since the draft
-   (planner.report.charts.ChartCache), and replies with the paths.
+   (planner.report.charts.ChartCache) and the frontier curves where the decode pools did
+   not (planner.report.operating.FrontierCache), and replies with the paths.
 
 The parent prints the plan meanwhile and waits for the reply before it exits, so the files
 are there when the command returns. Nothing is lost if the worker fails: if it could not
@@ -197,31 +198,33 @@ def serve(stdin: IO[bytes], stdout: IO[bytes]) -> int:
     except Exception as exc:  # replied below, once asked
         catalog, failed = None, f"preload: {type(exc).__name__}: {exc}"
     from planner.report.charts import ChartCache
+    from planner.report.operating import FrontierCache
 
-    charts = ChartCache()
+    charts, frontier = ChartCache(), FrontierCache()
     while (message := inbox.get()) is not None:
         if message[0] == "draft" and failed is None:
-            _draw_draft(message[1], catalog, charts)
+            _draw_draft(message[1], catalog, charts, frontier)
         elif message[0] == "write":
-            reply = _write(message[1], message[2], catalog, charts, failed)
+            reply = _write(message[1], message[2], catalog, (charts, frontier), failed)
             stdout.write(json.dumps(reply).encode() + b"\n")
             stdout.flush()
             return 0
     return 0  # the parent closed without asking: nothing to write
 
 
-def _draw_draft(plan: Any, catalog: Any, charts: Any) -> None:
-    """Charts from the draft plan. Best effort: the final write redraws what is missing."""
-    from planner.report.build import build_report
+def _draw_draft(plan: Any, catalog: Any, charts: Any, frontier: Any) -> None:
+    """Charts (and frontier curves) from the draft plan. Best effort: the final write
+    computes again whatever is missing or changed."""
+    from planner.report.build import chart_specs
 
     try:
-        charts.render(build_report(plan, catalog).charts)
+        charts.render(chart_specs(plan, catalog, frontier_cache=frontier))
     except Exception:  # the final report redraws, and reports any real error
         return
 
 
 def _write(
-    folder_text: str, formats: list[str] | None, catalog: Any, charts: Any, failed: str | None
+    folder_text: str, formats: list[str] | None, catalog: Any, caches: Any, failed: str | None
 ) -> dict[str, Any]:
     try:
         if failed:
@@ -232,8 +235,8 @@ def _write(
         folder = Path(folder_text)
         plan = load_plan(folder / "plan.json")
         paths = write_reports(
-            plan, folder, formats or list(DEFAULT_FORMATS), catalog, charts=charts,
-            **sidecars(folder),
+            plan, folder, formats or list(DEFAULT_FORMATS), catalog, charts=caches[0],
+            frontier=caches[1], **sidecars(folder),
         )  # fmt: skip
         return {"ok": True, "paths": [str(p) for p in paths]}
     except Exception as exc:  # reported to the parent, which then writes in-process

@@ -463,9 +463,13 @@ def test_pdf_prints_from_the_html(run: PlanRun, tmp_path: Path) -> None:
 
 
 def test_chart_cache_reuses_unchanged_charts_and_redraws_changed_ones(run: PlanRun) -> None:
-    from planner.report.charts import ChartCache, render_charts
+    from planner.report.build import chart_specs
+    from planner.report.charts import ChartCache, render_charts, same_spec
 
     specs = build_report(run.plan, run.catalog).charts
+    alone = chart_specs(run.plan, run.catalog)  # what the worker draws from its draft
+    assert alone.keys() == specs.keys()
+    assert all(same_spec(alone[k], specs[k]) for k in specs)
     cache = ChartCache()
     first = cache.render(specs)
     assert set(first) == set(specs)
@@ -538,3 +542,34 @@ def test_planner_plan_writes_the_reports_itself_when_the_worker_fails(
     assert "report worker" in res.output + (res.stderr if hasattr(res, "stderr") else "")
     assert {"report.html", "report.md", "report.xlsx"} <= {p.name for p in out.iterdir()}
     assert "buy" in (out / "report.md").read_text().lower()
+
+
+def test_frontier_cache_recomputes_only_when_a_drawn_pool_changes(
+    run: PlanRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import copy
+
+    from planner.report import operating
+    from planner.report.view import PlanView
+
+    calls: list[int] = []
+    real = operating.frontier_curves
+    monkeypatch.setattr(operating, "frontier_curves", lambda v: calls.append(1) or real(v))
+    cache = operating.FrontierCache()
+    first = cache.curves(PlanView(run.plan, run.catalog))
+    again = cache.curves(PlanView(run.plan, run.catalog))
+    assert len(calls) == 1 and again[0] is first[0]
+    assert not first[0].frame.empty  # the fixture plan has decode pools to draw
+    inputs = copy.deepcopy(run.plan.inputs)
+    drawn = {(c, w) for c, w in operating._decode_pools(PlanView(run.plan, run.catalog))}
+    row = next(
+        r
+        for r in inputs["rows"]
+        if (r["candidate"], r["workload"]) in drawn and r["phase"] == "decode"
+    )
+    row["batch"] = max(1, int(row["batch"]) // 2)  # the plan runs that pool at another batch
+    changed = cache.curves(PlanView(dataclasses.replace(run.plan, inputs=inputs), run.catalog))
+    assert len(calls) == 2
+    assert changed[0].frame.equals(
+        real(PlanView(dataclasses.replace(run.plan, inputs=inputs), run.catalog))[0].frame
+    )

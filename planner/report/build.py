@@ -11,7 +11,7 @@ from planner.catalog import Catalog, load_catalog
 from planner.plan import Plan
 from planner.report import diagnosis, economics, narrative, placement, procurement, provenance
 from planner.report.model import Report, ReportTable, Section
-from planner.report.operating import frontier_curves
+from planner.report.operating import FrontierCache, frontier_curves
 from planner.report.view import PlanView
 
 
@@ -41,15 +41,18 @@ def build_report(
     explanation: pd.DataFrame | None = None,
     verification: dict[str, Any] | None = None,
     calibration_path: Path | None = None,
+    frontier_cache: FrontierCache | None = None,
 ) -> Report:
     """Every table and paragraph of the report, from the plan (and the catalog for sources).
 
     explanation: the unserved diagnosis `planner plan` computes (unserved_explained.csv);
     verification: verify.json's summary. Both optional; the report says what it lacks.
+    frontier_cache: curves computed for an earlier build with the same decode pools.
     """
     catalog, notes = report_catalog(plan, catalog)
     view = PlanView(plan, catalog)
-    frontier, frontier_notes = frontier_curves(view)
+    cached = frontier_cache.curves if frontier_cache is not None else frontier_curves
+    frontier, frontier_notes = cached(view)
     cost_per_token, cost_per_token_by_period = economics.cost_per_token_tables(view)
     tables = [
         procurement.buy_schedule_table(view),
@@ -84,6 +87,23 @@ def build_report(
         tables=by_key,
         charts=_charts(view, by_key),
     )
+
+
+def chart_specs(
+    plan: Plan, catalog: Catalog | None = None, *, frontier_cache: FrontierCache | None = None
+) -> dict[str, dict[str, Any]]:
+    """Report.charts alone: the four tables the charts draw, none of the rest (the report
+    worker draws the charts from a draft of the plan while the parent still verifies)."""
+    catalog, _ = report_catalog(plan, catalog)
+    view = PlanView(plan, catalog)
+    curves = frontier_cache.curves if frontier_cache is not None else frontier_curves
+    tables = [
+        procurement.fleet_schedule_table(view),
+        economics.costs_table(view),
+        economics.power_table(view),
+        curves(view)[0],
+    ]
+    return _charts(view, {t.key: t for t in tables})
 
 
 def _meta(view: PlanView) -> list[tuple[str, str]]:

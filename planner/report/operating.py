@@ -6,6 +6,7 @@ of each decode pool the plan uses; no solving.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pandas as pd
@@ -45,6 +46,37 @@ def _kwargs(view: PlanView, candidate: str, workload: str) -> dict[str, Any]:
         "prompt_tokens": int(wl["prompt_tokens"]),
         "output_tokens": int(wl["output_tokens"]),
     }
+
+
+def frontier_inputs(view: PlanView) -> tuple[Any, ...]:
+    """Everything the curves depend on: each drawn decode pool's configuration, workload
+    shape and chosen batch, and the scenario (its catalog overrides). Cheap to compute."""
+    pools = []
+    for candidate, workload in _decode_pools(view):
+        try:
+            kwargs = sorted(_kwargs(view, candidate, workload).items())
+        except Exception:  # frontier_curves notes the pool as not evaluated
+            kwargs = []
+        row = view.rows.get((candidate, workload, "decode"), {})
+        pools.append((candidate, workload, tuple(kwargs), row.get("batch")))
+    scenario = json.dumps(view.inputs.get("scenario"), sort_keys=True, default=str)
+    return (tuple(pools), scenario, view.catalog is None)
+
+
+class FrontierCache:
+    """Curves computed once per set of `frontier_inputs`: the report worker draws from a
+    draft of the plan, then builds the final report, whose decode pools rarely differ."""
+
+    def __init__(self) -> None:
+        self._key: tuple[Any, ...] | None = None
+        self._curves: tuple[ReportTable, list[str]] | None = None
+
+    def curves(self, view: PlanView) -> tuple[ReportTable, list[str]]:
+        key = frontier_inputs(view)
+        if self._curves is None or key != self._key:
+            self._key, self._curves = key, frontier_curves(view)
+        table, notes = self._curves
+        return table, list(notes)
 
 
 def frontier_curves(view: PlanView) -> tuple[ReportTable, list[str]]:

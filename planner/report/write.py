@@ -18,6 +18,7 @@ from planner.report.model import Report
 
 if TYPE_CHECKING:
     from planner.report.charts import ChartCache
+    from planner.report.operating import FrontierCache
 
 # Each renderer is imported in _write_one, only when its format is asked for: jinja2 for
 # HTML, a browser for PDF; `planner plan --no-report` loads none of them.
@@ -48,18 +49,21 @@ def write_reports(
     explanation: pd.DataFrame | None = None,
     verification: dict[str, Any] | None = None,
     charts: ChartCache | None = None,
+    frontier: FrontierCache | None = None,
 ) -> list[Path]:
     """Write report.<fmt> for each format into out_dir; returns the paths written.
 
     Reads only the plan (and the catalog, for provenance and perf curves); never solves.
     explanation: `planner plan`'s unserved diagnosis (unserved_explained.csv), if any;
-    verification: the verify.json summary, if any; charts: SVGs drawn already (the report
-    worker's, planner.report_worker), reused where their data is unchanged.
+    verification: the verify.json summary, if any; charts and frontier: SVGs and curves
+    computed already (the report worker's, planner.report_worker), reused where their
+    inputs are unchanged.
     """
     wanted = parse_formats(formats)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    report = build_report(plan, catalog, explanation=explanation, verification=verification)
+    report = build_report(plan, catalog, explanation=explanation, verification=verification,
+                          frontier_cache=frontier)  # fmt: skip
     written: dict[str, Path] = {}
     for fmt in sorted(wanted, key=FORMATS.index):  # html before pdf: the PDF prints it
         written[fmt] = _write_one(report, out_dir, fmt, written.get("html"), charts)
