@@ -8,6 +8,11 @@ dominates the objective and a relative MIP gap on it lets the real cost drift, s
 solve becomes two lexicographic stages: the least total unserved, then the least cost with
 unserved capped there. `Outcome` is what a staged solve found, with every stage's solution
 (the sweep's `reuse` checks them all).
+
+The first stage ignores cost, so periods meet only through purchases and the limits on
+them: it is solved as one small MIP per period where their answers combine into a plan
+that reaches the sum of their bounds (`_least_unserved_by_period`), and the second stage
+then caps each period's unserved at its least.
 """
 
 from __future__ import annotations
@@ -97,10 +102,11 @@ def least_unserved_then_cheapest(
     alone (`cost_usd()`: e_cost_usd per column, asked for only then). Which first stage:
 
     * the LP relaxation already leaves demand unserved (`least_unserved_bound`), so every
-      plan does: minimise unserved alone. On demand/default.csv x1.5 under a 0.041 MW
-      budget it proves the same 59.99 rps as the penalised MIP in 7-17 s (5 seeds, mean
-      12 s) against 16-52 s (mean 25 s); on the shortfall points of
-      benchmarks/sweep_scale.py the two are on par, either winning by seed;
+      plan does: minimise unserved alone (`_least_unserved`: period by period where that
+      is exact, else the whole model). On demand/default.csv x1.5 under a 0.041 MW budget
+      the whole model proves 59.99 rps in 7-9 s, the periods in 1.1-1.5 s;
+    * else, when a limit is set, the same per-period MIPs: a proven shortfall (integrality
+      alone) is the first stage (`_proven_shortfall_by_period`);
     * else the penalised MIP (one solve when, as usual, it serves everything), with the
       second stage after it if integrality leaves a shortfall the relaxation did not.
 
