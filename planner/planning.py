@@ -537,7 +537,7 @@ def comparison_fleets(
         )
         return row("", found_plan), penalised
 
-    compiled: list[Any] = []  # the model's arrays, compiled once for every LP bound
+    compiled: list[tuple[Any, dict[int, int]]] = []  # arrays + column of each variable, once
 
     def lp_bound(skus: set[str]) -> float:
         """The restriction's LP relaxation: the compiled arrays with the columns outside
@@ -546,9 +546,9 @@ def comparison_fleets(
             return -math.inf  # solved anyway (the power objective is lexicographic)
         m = the_model()
         if not compiled:
-            compiled.append(compile_model(m))
-        cm = compiled[0]
-        col_of = {id(v): j for j, v in enumerate(cm.columns)}
+            cm = compile_model(m)
+            compiled.append((cm, {id(v): j for j, v in enumerate(cm.columns)}))
+        cm, col_of = compiled[0]
         out = [col_of[id(v)] for v in outside_skus(m, data, skus) if id(v) in col_of]
         lower, upper = cm.col_lower.copy(), cm.col_upper.copy()
         lower[out] = upper[out] = 0.0

@@ -175,9 +175,7 @@ def _proven_shortfall_by_period(
         return None
     if not _short(unserved_cols, split.x):
         return None
-    split.objective = float(cm.cost @ split.x + cm.offset)
-    split.message = f"least unserved: {split.message}"
-    return split
+    return _as_first_stage(cm, split)
 
 
 def _least_unserved(
@@ -194,9 +192,15 @@ def _least_unserved(
             _unserved_objective(cm, unserved_cols),
             profile.model_copy(update={"time_limit_s": left}),
         )
+    return _as_first_stage(cm, out)
+
+
+def _as_first_stage(cm: CompiledModel, out: Outcome) -> Outcome:
+    """A least-unserved solve reported like the penalised MIP: its objective is `cm`'s
+    (cost + penalty x unserved) at its solution; its bounds were on unserved, so none."""
     if out.x is not None:
         out.objective = float(cm.cost @ out.x + cm.offset)
-        out.bound = out.gap = None  # bounds on unserved, not on that objective
+    out.bound = out.gap = None
     out.message = f"least unserved: {out.message}".strip()
     return out
 

@@ -330,14 +330,19 @@ def compile_model(model: pyo.ConcreteModel) -> CompiledModel:
     )
 
 
+def _period_order(model: pyo.ConcreteModel) -> dict[str, int]:
+    """Period name -> position, from the model's sets (empty for a model without them)."""
+    sets = getattr(model, "sets", None)
+    return {t: i for i, t in enumerate(getattr(sets, "periods", []) or [])}
+
+
 def _buy_series(
     model: pyo.ConcreteModel, cols: list[Any], group: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """SKU and period position of every v_buy column (see CompiledModel.buy_sku)."""
     sku = np.full(len(cols), None, dtype=object)
     period = np.full(len(cols), -1, dtype=np.int64)
-    sets = getattr(model, "sets", None)
-    order = {t: i for i, t in enumerate(getattr(sets, "periods", []) or [])}
+    order = _period_order(model)
     for j in np.flatnonzero(group == "v_buy").tolist():
         h, t = cols[j].index()
         sku[j], period[j] = h, order.get(t, -1)
@@ -350,8 +355,7 @@ SERVING_GROUPS = ("v_load", "v_instances", "v_unserved")  # indexed (..., period
 def _serving_periods(model: pyo.ConcreteModel, cols: list[Any], group: np.ndarray) -> np.ndarray:
     """Period position of each load, instance and unserved column; -1 elsewhere."""
     out = np.full(len(cols), -1, dtype=np.int64)
-    sets = getattr(model, "sets", None)
-    order = {t: i for i, t in enumerate(getattr(sets, "periods", []) or [])}
+    order = _period_order(model)
     for j in np.flatnonzero(np.isin(group, SERVING_GROUPS)).tolist():
         out[j] = order.get(cols[j].index()[-1], -1)
     return out

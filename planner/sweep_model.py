@@ -152,12 +152,15 @@ def _as_tuple(index: Any) -> tuple[Any, ...]:
 
 
 def _layout(cm: CompiledModel) -> Layout:
-    comps = [v.parent_component().local_name for v in cm.columns]
+    """Component names from the compile (column_group, row_group), indices from Pyomo."""
     rows = [r.constraint for r in cm.rows]
+    row_comp = cm.row_group
+    if row_comp is None:
+        row_comp = np.array([c.parent_component().local_name for c in rows], dtype=object)
     return Layout(
-        col_comp=np.array(comps, dtype=object),
+        col_comp=cm.column_group,
         col_index=[_as_tuple(v.index()) for v in cm.columns],
-        row_comp=np.array([c.parent_component().local_name for c in rows], dtype=object),
+        row_comp=row_comp,
         row_index=[_as_tuple(c.index()) for c in rows],
     )
 
