@@ -18,7 +18,8 @@ import time
 
 
 def whole_process(args: list[str], repeat: int, extra_env: dict[str, str]) -> list[float]:
-    """Wall seconds of `python -m planner.cli ARGS`, after one warm-up run.
+    """Wall seconds of `python -m planner ARGS` (what the `planner` script runs), after one
+    warm-up run.
 
     Bytecode caching is left on (PYTHONDONTWRITEBYTECODE removed) as in an installed copy;
     the warm-up writes the caches."""
@@ -29,7 +30,7 @@ def whole_process(args: list[str], repeat: int, extra_env: dict[str, str]) -> li
             argv = [a.replace("{tmp}", tmp) for a in args]
             t = time.perf_counter()
             subprocess.run(
-                [sys.executable, "-m", "planner.cli", *argv],
+                [sys.executable, "-m", "planner", *argv],
                 check=False,
                 capture_output=True,
                 env=env,

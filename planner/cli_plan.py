@@ -246,11 +246,17 @@ def register(app: typer.Typer) -> None:
 
 @contextlib.contextmanager
 def _report_worker(wanted: bool) -> Iterator[Any]:
-    """A report worker started now (planner.report_worker), or None when no reports are
-    wanted or it is switched off; stopped on the way out, whatever happens."""
+    """A report worker (planner.report_worker): the one the launcher started, or one
+    started now; None when no reports are wanted or it is switched off. Stopped on the way
+    out, whatever happens."""
     from planner import report_worker
 
-    worker = report_worker.ReportWorker.start() if wanted and report_worker.enabled() else None
+    worker = report_worker.take_prestarted()
+    if worker is not None and not wanted:
+        worker.close()
+        worker = None
+    if worker is None and wanted and report_worker.enabled():
+        worker = report_worker.ReportWorker.start()
     try:
         yield worker
     finally:

@@ -523,6 +523,73 @@ def test_report_worker_never_asked_is_stopped_at_once() -> None:
     assert worker.returncode is not None
 
 
+@pytest.mark.parametrize(
+    ("argv", "starts"),
+    [
+        (["plan"], True),
+        (["--debug", "plan", "demand.csv", "--out", "x"], True),
+        (["plan", "--no-report"], False),
+        (["plan", "--no-write"], False),
+        (["plan", "--pareto=3"], False),
+        (["plan", "--pareto", "3"], False),
+        (["plan", "-h"], False),
+        (["report", "plan.json"], False),
+        ([], False),
+    ],
+)
+def test_launcher_prestarts_a_worker_only_for_a_plan_that_writes_reports(
+    monkeypatch: pytest.MonkeyPatch, argv: list[str], starts: bool
+) -> None:
+    from planner import report_worker
+
+    started: list[object] = []
+    monkeypatch.setattr(report_worker.ReportWorker, "start", classmethod(
+        lambda cls: started.append(1) or None))  # fmt: skip
+    report_worker.prestart(argv)
+    assert bool(started) is starts
+    monkeypatch.setenv(report_worker.ENV_SWITCH, "0")
+    report_worker.prestart(argv)  # switched off: never
+    assert len(started) == int(starts)
+
+
+def test_prestarted_worker_is_taken_once_and_an_untaken_one_is_stopped() -> None:
+    from planner import report_worker
+
+    report_worker.prestart(["plan"])
+    taken = report_worker.take_prestarted()
+    assert taken is not None and taken.returncode is None
+    assert report_worker.take_prestarted() is None  # handed over once
+    taken.close()
+    report_worker.prestart(["plan"])
+    (untaken,) = report_worker._prestarted
+    report_worker.discard_prestarted()
+    assert untaken.returncode is not None and not report_worker._prestarted
+
+
+def test_planner_command_writes_reports_with_the_prestarted_worker(tmp_path: Path) -> None:
+    """`python -m planner plan` (the launcher, as the `planner` script) end to end: the
+    worker it starts before the CLI loads writes the three reports; a usage error exits 2
+    without waiting on it."""
+    import subprocess
+    import sys
+
+    demand = tmp_path / "tiny.csv"
+    demand.write_text(DEMAND)
+    out = tmp_path / "plan"
+    done = subprocess.run(
+        [sys.executable, "-m", "planner", "plan", str(demand), "--out", str(out), "--no-compare"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 3, done.stderr  # the impossible workload stays unserved
+    assert "report worker" not in done.stderr  # written by the worker, no fallback
+    assert {"report.html", "report.md", "report.xlsx"} <= {p.name for p in out.iterdir()}
+    bad = subprocess.run(
+        [sys.executable, "-m", "planner", "plan", "--objective-typo", "cost"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "objective-typo" in bad.stderr
+
+
 def test_planner_plan_writes_the_reports_itself_when_the_worker_fails(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -304,27 +304,6 @@ def plot_operating_frontier(frame: pd.DataFrame, title: str) -> bytes:
         return _svg(fig)
 
 
-def warm_up() -> None:
-    """Draw each chart once on a two-period toy frame and throw it away.
-
-    A process's first charts cost about twice what later ones do (fonts, tick and text
-    machinery, caches inside matplotlib); the report worker pays that here, while the
-    parent is still solving, instead of when the plan arrives."""
-    periods = ["p1", "p2"]
-    fleet = pd.DataFrame({"sku": ["x", "x"], "period": periods, "existing_chips": [8.0, 8.0],
-                          "purchased_chips": [0.0, 8.0], "rented_chips": [0.0, 4.0]})  # fmt: skip
-    costs = pd.DataFrame({"period": periods, **{part: [1e6, 2e6] for part in PART_COLORS}})
-    power = pd.DataFrame({"period": periods, "it_mw": [0.1, 0.2], "facility_mw": [0.13, 0.26],
-                          "budget_mw": [0.5, 0.5]})  # fmt: skip
-    frontier = pd.DataFrame({"configuration": ["x", "x", "x"], "chosen": [False, False, True],
-                             "output_tok_s_per_user": [10.0, 50.0, 30.0],
-                             "output_tok_s_per_mw": [1e6, 2e5, 5e5]})  # fmt: skip
-    plot_fleet(fleet, periods, "warm-up")
-    plot_costs(costs, periods, "warm-up")
-    plot_power(power, periods, "warm-up")
-    plot_operating_frontier(frontier, "warm-up")
-
-
 class ChartCache:
     """SVGs drawn earlier, reused where a chart's spec (title, periods, frame) is unchanged.
 

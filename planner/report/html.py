@@ -27,6 +27,12 @@ def templates_dir() -> Path:
     return data_dir("reports/templates")
 
 
+def template() -> jinja2.Template:
+    """The report template, compiled on first use and kept (the report worker compiles it
+    while the parent plans)."""
+    return _environment().get_template(TEMPLATE)
+
+
 @functools.cache
 def _environment() -> jinja2.Environment:
     """One environment per process: it keeps the compiled template for the next report."""
@@ -84,19 +90,15 @@ def render_html(report: Report, cache: ChartCache | None = None) -> str:
                 for k in s.charts if k in charts
             ],
         })  # fmt: skip
-    return (
-        _environment()
-        .get_template(TEMPLATE)
-        .render(
-            title=report.title,
-            meta=report.meta,
-            warnings=report.warnings,
-            figures=[
-                {"label": f.label, "text": format_figure(f), "note": f.note} for f in report.figures
-            ],
-            sections=sections,
-            version=planner.__version__,
-        )
+    return template().render(
+        title=report.title,
+        meta=report.meta,
+        warnings=report.warnings,
+        figures=[
+            {"label": f.label, "text": format_figure(f), "note": f.note} for f in report.figures
+        ],
+        sections=sections,
+        version=planner.__version__,
     )
 
 
