@@ -678,17 +678,23 @@ class CalibrationFile(Strict):
     hardware: dict[str, CalibratedEfficiency]
 
 
-def apply_calibration(catalog: Catalog, path: Path) -> Catalog:
-    """Overlay fitted efficiency factors from calibration.yaml (if present) onto the catalog."""
-    if not path.is_file():
-        return catalog
+def load_yaml_model(path: Path, schema: type[_T]) -> _T:
+    """One YAML file validated against `schema`; PlannerInputError naming the file, the
+    field, the value and what was expected if it cannot be read or does not validate."""
     raw, errs = _read_yaml(path)
     if errs:
         raise PlannerInputError(errs)
     try:
-        cal = CalibrationFile.model_validate(raw)
+        return schema.model_validate(raw or {})
     except ValidationError as exc:
         raise PlannerInputError(_problems_from_validation(path, exc)) from None
+
+
+def apply_calibration(catalog: Catalog, path: Path) -> Catalog:
+    """Overlay fitted efficiency factors from calibration.yaml (if present) onto the catalog."""
+    if not path.is_file():
+        return catalog
+    cal = load_yaml_model(path, CalibrationFile)
     hardware = dict(catalog.hardware)
     problems = []
     for sku_id, fit in cal.hardware.items():

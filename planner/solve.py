@@ -37,7 +37,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-import multiprocessing
 import threading
 import time
 from dataclasses import dataclass, field
@@ -46,14 +45,14 @@ from typing import Any, Literal
 
 import highspy
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pyomo.repn.plugins.standard_form import LinearStandardFormCompiler
 
-from planner.catalog import data_dir
+from planner.catalog import data_dir, load_yaml_model
+from planner.errors import InputProblem, PlannerInputError
 from planner.formulation import build_model
 from planner.model_data import PlanningData
 from planner.pyomo_env import environ, pyo
-from planner.yamlio import safe_load
 
 Status = Literal["optimal", "feasible_at_limit", "infeasible", "error"]
 INT_TOL = 1e-6
@@ -89,6 +88,24 @@ class SolverProfile(BaseModel):
     threads: int = Field(default=0, ge=0)  # 0 = the solver decides
     random_seed: int = Field(default=0, ge=0)
     presolve: bool = True
+    # Further HiGHS options by their HiGHS names (our array path only), e.g.
+    # {mip_allow_restart: false}; a name HiGHS does not know is an error at load time.
+    highs_options: dict[str, bool | int | float | str] = Field(default_factory=dict)
+
+    @field_validator("highs_options")
+    @classmethod
+    def _known_highs_options(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if not value:
+            return value
+        h = highspy.Highs()
+        h.setOptionValue("output_flag", False)  # no "unknown option" line on the console
+        unknown = [k for k in value if h.getOptionType(k)[0] != highspy.HighsStatus.kOk]
+        if unknown:
+            raise ValueError(f"HiGHS has no option {', '.join(map(repr, sorted(unknown)))}")
+        owned = sorted(set(value) & _PROFILE_FIELDS_IN_HIGHS)
+        if owned:
+            raise ValueError(f"set {', '.join(owned)} as the profile's own field, not here")
+        return value
 
 
 class SolverUnavailableError(RuntimeError):
@@ -102,8 +119,11 @@ def load_profile(name_or_path: str | Path) -> SolverProfile:
         path = data_dir("solvers") / f"{name_or_path}.yaml"
     if not path.is_file():
         known = sorted(p.stem for p in data_dir("solvers").glob("*.yaml"))
-        raise FileNotFoundError(f"no solver profile {str(name_or_path)!r}; known: {known}")
-    return SolverProfile.model_validate(safe_load(path.read_text()) or {})
+        raise PlannerInputError([InputProblem(
+            "--solver-profile", "", str(name_or_path),
+            f"a profile name (known: {', '.join(known)}) or the path of a profile YAML",
+        )])  # fmt: skip
+    return load_yaml_model(path, SolverProfile)
 
 
 @dataclass
@@ -405,7 +425,14 @@ def _highs_options(profile: SolverProfile, log: bool) -> dict[str, Any]:
         "threads": profile.threads,
         "random_seed": profile.random_seed,
         "presolve": "on" if profile.presolve else "off",
+        **profile.highs_options,
     }
+
+
+# HiGHS options that a profile field already sets (time_limit is set per run).
+_PROFILE_FIELDS_IN_HIGHS = {
+    "mip_rel_gap", "threads", "random_seed", "presolve", "time_limit", "output_flag",
+}  # fmt: skip
 
 
 def _run(h: highspy.Highs, seconds_left: float) -> bool:
@@ -936,6 +963,8 @@ def _mip_in_child(
     best incumbent it reported (or the MIP start) is kept, bounded by the best of its last
     dual bound and the LP relaxation, so the gap stays valid.
     """
+    import multiprocessing  # here: its import costs ~0.05 s that small plans never need
+
     ctx = multiprocessing.get_context("spawn")  # a fork would copy HiGHS's thread pool
     receive, send = ctx.Pipe(duplex=False)
     portable = dataclasses.replace(cm, columns=range(cm.n_cols), rows=range(cm.n_rows))

@@ -12,15 +12,17 @@ import pandas as pd
 import pyomo.environ as pyo
 import pytest
 from helpers_planning import both, candidate, make_data, random_data, sku, with_settings
-from pydantic import ValidationError
 
+from planner.errors import PlannerInputError
 from planner.formulation import build_model, unserved_penalty
 from planner.model_data import PlanningData
 from planner.plan_read import solve_plan
 from planner.solve import (
     SolverProfile,
     SolverUnavailableError,
+    compile_model,
     load_profile,
+    make_highs,
     solve,
 )
 
@@ -66,12 +68,47 @@ def test_profiles_are_ordered_by_effort() -> None:
 def test_profile_rejects_unknown_fields(tmp_path) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text("solver: highs\nmip_gap: 0.01\n")
-    with pytest.raises(ValidationError, match="mip_gap"):
+    with pytest.raises(PlannerInputError) as info:
         load_profile(path)
+    (problem,) = info.value.problems
+    assert problem.source == str(path) and problem.location == "field mip_gap"
+    assert problem.value == 0.01
+
+
+@pytest.mark.parametrize(
+    ("options", "field", "says"),
+    [
+        ("{mip_allow_restart: false, no_such_option: 1}", "highs_options", "no_such_option"),
+        ("{threads: 2}", "highs_options", "profile's own field"),
+        ("{mip_allow_restart: [1]}", "highs_options.mip_allow_restart", "valid"),
+    ],
+)
+def test_profile_highs_options_are_checked_against_highs(tmp_path, options, field, says) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text(f"solver: highs\nhighs_options: {options}\n")
+    with pytest.raises(PlannerInputError) as info:
+        load_profile(path)
+    assert any(
+        p.location.startswith(f"field {field}") and says in p.expected for p in info.value.problems
+    ), info.value.render()
+
+
+def test_profile_highs_options_reach_highs(tmp_path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text("solver: highs\nhighs_options: {mip_allow_restart: false, mip_max_nodes: 7}\n")
+    h = make_highs(
+        compile_model(build_model(micro())), load_profile(path), integral=True, log=False
+    )
+    assert h.getOptionValue("mip_allow_restart")[1] is False
+    assert h.getOptionValue("mip_max_nodes")[1] == 7
+    fast = make_highs(
+        compile_model(build_model(micro())), load_profile("fast"), integral=True, log=False
+    )
+    assert fast.getOptionValue("mip_max_nodes")[1] != 7
 
 
 def test_unknown_profile_lists_the_known_ones() -> None:
-    with pytest.raises(FileNotFoundError, match=r"known: \['default', 'exact', 'fast'\]"):
+    with pytest.raises(PlannerInputError, match="known: default, exact, fast"):
         load_profile("fastest")
 
 
