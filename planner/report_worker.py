@@ -205,6 +205,19 @@ def _read_messages(stdin: IO[bytes], inbox: queue.Queue[tuple[Any, ...] | None])
         inbox.put(None)
 
 
+# What writing the default reports imports (the charts draw on a bare SVG Figure).
+PRELOADED = (
+    "matplotlib.backends.backend_svg",
+    "matplotlib.figure",
+    "planner.report.charts",
+    "planner.report.html",
+    "planner.report.markdown",
+    "planner.report.xlsx",
+    "xlsxwriter",  # planner.report.xlsx imports it only when writing
+    "planner.cli_report",
+)
+
+
 def preload() -> Any:
     """Import what writing the default reports needs and load the catalog, while the
     parent is still planning. Returns the catalog as `planner report` loads it (the plan's
@@ -224,19 +237,6 @@ def preload() -> Any:
 
     template()
     return load_catalog()
-
-
-# What writing the default reports imports (the charts draw on a bare SVG Figure).
-PRELOADED = (
-    "matplotlib.backends.backend_svg",
-    "matplotlib.figure",
-    "planner.report.charts",
-    "planner.report.html",
-    "planner.report.markdown",
-    "planner.report.xlsx",
-    "xlsxwriter",  # planner.report.xlsx imports it only when writing
-    "planner.cli_report",
-)
 
 
 def serve(stdin: IO[bytes], stdout: IO[bytes]) -> int:

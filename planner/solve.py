@@ -45,7 +45,7 @@ from typing import Any, Literal
 
 import highspy
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pyomo.repn.plugins.standard_form import LinearStandardFormCompiler
 
 from planner.catalog import data_dir, load_yaml_model
@@ -106,6 +106,14 @@ class SolverProfile(BaseModel):
         if owned:
             raise ValueError(f"set {', '.join(owned)} as the profile's own field, not here")
         return value
+
+    @model_validator(mode="after")
+    def _highs_options_need_highs(self) -> SolverProfile:
+        # Other solvers run through Pyomo's SolverFactory, which never sees these options:
+        # refuse them rather than ignore them.
+        if self.highs_options and self.solver != "highs":
+            raise ValueError(f"highs_options apply to solver 'highs' only, not {self.solver!r}")
+        return self
 
 
 class SolverUnavailableError(RuntimeError):

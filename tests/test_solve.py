@@ -93,6 +93,15 @@ def test_profile_highs_options_are_checked_against_highs(tmp_path, options, fiel
     ), info.value.render()
 
 
+def test_profile_refuses_highs_options_for_another_solver(tmp_path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text("solver: cbc\nhighs_options: {mip_allow_restart: false}\n")
+    with pytest.raises(PlannerInputError, match="apply to solver 'highs' only, not 'cbc'"):
+        load_profile(path)
+    path.write_text("solver: cbc\n")
+    assert load_profile(path).solver == "cbc"  # the same profile without them loads
+
+
 def test_profile_highs_options_reach_highs(tmp_path) -> None:
     path = tmp_path / "p.yaml"
     path.write_text("solver: highs\nhighs_options: {mip_allow_restart: false, mip_max_nodes: 7}\n")
