@@ -171,6 +171,7 @@ class ChipColumns:
     net_gb_s: np.ndarray
     net_latency_us: np.ndarray
     layer_overhead_us: np.ndarray
+    request_overhead_ms: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -204,6 +205,7 @@ def stack_groups(groups: Iterable[Group]) -> Groups:
         net_gb_s=_column(c.net_gb_s for c in cs),
         net_latency_us=_column(c.net_latency_us for c in cs),
         layer_overhead_us=_column(c.layer_overhead_us for c in cs),
+        request_overhead_ms=_column(c.request_overhead_ms for c in cs),
     )
     return Groups(
         items=items,
@@ -294,7 +296,8 @@ def prefill_pools(cases: list[ModelCase]) -> list[PrefillPools]:
         pp = np.broadcast_to(mc.groups.pp[:, :, 0], shape)
         ttft = np.broadcast_to(mc.s.ttft_ms[:, 0], shape)
         pct = np.broadcast_to(mc.s.pct[:, 0], shape)
-        for extra in (kv, np.zeros(shape)):
+        overhead = np.broadcast_to(mc.groups.chip.request_overhead_ms[:, :, 0], shape)
+        for extra in (kv + overhead, overhead):
             pieces.append((svc, pp, extra, ttft, pct))
     sizes = [p[0].size for p in pieces]
     if sum(sizes):
@@ -456,7 +459,8 @@ class RowParts:
 
 @dataclass
 class BestParts:
-    """Per model: the best TTFT (prefill service) and TPOT (batch-1 step) of every group."""
+    """Per model: the best zero-load TTFT (prefill service + serving overhead) and TPOT
+    (batch-1 step) of every group."""
 
     cases: list[tuple[list[str], list[str], np.ndarray, np.ndarray]] = field(default_factory=list)
 
@@ -491,7 +495,7 @@ def enumerate_model(
         step, fits = plain_decode_grid(m, g, s, mc.wb, mc.kvb)
         # What candidates on a group repeat, built once per group rather than per candidate.
         labels = [x.label for x in items]
-        best.add(s, labels, svc, step[:, :, 0])
+        best.add(s, labels, pre.col_ttft0, step[:, :, 0])
         units = [_units(x) for x in items]
         power = [_power(x) for x in items]
         on = [f"{spec.id} ({precision}) on {x.chips} x {x.sku} (tp{x.tp} pp{x.pp})" for x in items]

@@ -195,11 +195,21 @@ class Efficiency(Strict):
     # Achieved / catalog latency of all-reduces and chip-to-chip hops, software included
     # (multiplies scale_up.latency_us and scale_out.latency_us). None: 1.
     comm_latency_scale: Sourced | None = None
+    # Time from a request's arrival to its first token that the roofline does not see
+    # (HTTP, tokenization, scheduling, first-token emission of the serving stack), added to
+    # every TTFT on this SKU as prefill hardware. None: 0 (the bare roofline), which is
+    # what a catalog without calibration.yaml gets; the calibration fits it to InferenceX's
+    # median TTFTs and gives SKUs without TTFT rows the median over all of them.
+    request_overhead_ms: Sourced | None = None
 
     @model_validator(mode="after")
     def _fractions(self) -> Efficiency:
         if self.layer_overhead_us is not None and self.layer_overhead_us.value < 0:
             raise ValueError(f"layer_overhead_us must be >= 0, got {self.layer_overhead_us.value}")
+        if self.request_overhead_ms is not None and self.request_overhead_ms.value < 0:
+            raise ValueError(
+                f"request_overhead_ms must be >= 0, got {self.request_overhead_ms.value}"
+            )
         if self.comm_latency_scale is not None and not self.comm_latency_scale.value > 0:
             raise ValueError(f"comm_latency_scale must be > 0, got {self.comm_latency_scale.value}")
         for name, v in [*self.compute.items(), ("bandwidth", self.bandwidth)]:
@@ -669,12 +679,24 @@ class CalibratedEfficiency(Strict):
     comm_latency_scale: float | None = Field(default=None, gt=0)
     rows_used: int = Field(ge=0)
     median_abs_pct_error: float | None = None
+    # Fitted from this SKU's own TTFT rows (ttft_rows of them); None: the file's default.
+    request_overhead_ms: float | None = Field(default=None, ge=0)
+    ttft_rows: int | None = Field(default=None, ge=1)
+
+
+class RequestOverheadDefault(Strict):
+    """The TTFT overhead for SKUs without TTFT rows of their own: the median over all."""
+
+    value_ms: float = Field(ge=0)
+    rows: int = Field(ge=1)
+    method: str
 
 
 class CalibrationFile(Strict):
     fitted_on: dt.date
     method: str
     data: str  # which measurement file, with its source
+    request_overhead: RequestOverheadDefault | None = None
     hardware: dict[str, CalibratedEfficiency]
 
 
@@ -697,44 +719,52 @@ def apply_calibration(catalog: Catalog, path: Path) -> Catalog:
     cal = load_yaml_model(path, CalibrationFile)
     hardware = dict(catalog.hardware)
     problems = []
-    for sku_id, fit in cal.hardware.items():
+    for sku_id in cal.hardware:
         if sku_id not in hardware:
             from planner.errors import unknown_id
 
             problems.append(unknown_id(str(path), f"hardware.{sku_id}", sku_id, hardware))
-            continue
-        hw = hardware[sku_id]
-        tag = f"calibrated {cal.fitted_on}: {fit.rows_used} rows of {cal.data}"
-        compute = dict(hw.efficiency.compute)
-        for p, v in fit.compute.items():
-            compute[p] = Sourced(value=v, basis=Basis.measurement, source="CAL", note=tag)
-        bandwidth = hw.efficiency.bandwidth
-        if fit.bandwidth is not None:
-            bandwidth = Sourced(
-                value=fit.bandwidth, basis=Basis.measurement, source="CAL", note=tag
-            )
-        overhead = hw.efficiency.layer_overhead_us
-        if fit.layer_overhead_us is not None:
-            overhead = Sourced(
-                value=fit.layer_overhead_us, basis=Basis.measurement, source="CAL", note=tag
-            )
-        comm = hw.efficiency.comm_latency_scale
-        if fit.comm_latency_scale is not None:
-            comm = Sourced(
-                value=fit.comm_latency_scale, basis=Basis.measurement, source="CAL", note=tag
-            )
-        sources = {**hw.sources, "CAL": f"{path.name}: {cal.method}"}
-        hardware[sku_id] = hw.model_copy(
-            update={
-                "efficiency": Efficiency(
-                    compute=compute,
-                    bandwidth=bandwidth,
-                    layer_overhead_us=overhead,
-                    comm_latency_scale=comm,
-                ),
-                "sources": sources,
-            }
-        )
     if problems:
         raise PlannerInputError(problems)
+    for sku_id, hw in hardware.items():
+        fit = cal.hardware.get(sku_id)
+        source = {**hw.sources, "CAL": f"{path.name}: {cal.method}"}
+        eff = _calibrated_efficiency(hw.efficiency, fit, cal)
+        if eff is not hw.efficiency:
+            hardware[sku_id] = hw.model_copy(update={"efficiency": eff, "sources": source})
     return Catalog(hardware=hardware, models=catalog.models)
+
+
+def _calibrated_efficiency(
+    eff: Efficiency, fit: CalibratedEfficiency | None, cal: CalibrationFile
+) -> Efficiency:
+    """One SKU's efficiency with the file's fitted values over the catalog's (the same
+    object back when the file says nothing about it)."""
+    update: dict[str, object] = {}
+    if fit is not None:
+        tag = f"calibrated {cal.fitted_on}: {fit.rows_used} rows of {cal.data}"
+
+        def measured(value: float, note: str = tag) -> Sourced:
+            return Sourced(value=value, basis=Basis.measurement, source="CAL", note=note)
+
+        compute = dict(eff.compute)
+        compute.update({p: measured(v) for p, v in fit.compute.items()})
+        update["compute"] = compute
+        for name in ("bandwidth", "layer_overhead_us", "comm_latency_scale"):
+            value = getattr(fit, name)
+            if value is not None:
+                update[name] = measured(value)
+        if fit.request_overhead_ms is not None:
+            update["request_overhead_ms"] = measured(
+                fit.request_overhead_ms,
+                f"calibrated {cal.fitted_on}: median over {fit.ttft_rows} TTFT rows of {cal.data}",
+            )
+    default = cal.request_overhead
+    if "request_overhead_ms" not in update and default is not None:
+        update["request_overhead_ms"] = Sourced(
+            value=default.value_ms, basis=Basis.estimate, source="CAL",
+            note=f"no TTFT rows for this SKU: {default.method} ({default.rows} rows)",
+        )  # fmt: skip
+    if not update:
+        return eff
+    return Efficiency.model_validate({**dict(eff), **update})

@@ -90,7 +90,11 @@ def _print_result(r: Any) -> None:
     out.print(f"[bold]{head}[/]  batch {r.batch}", highlight=False)
     t = Table(show_header=False, box=None)
     rows = [
-        ("TTFT (prefill + KV transfer, no queue)", f"{r.ttft_ms:,.1f} ms"),
+        (
+            "TTFT at zero load",
+            f"{r.ttft_ms:,.1f} ms  (prefill {r.prefill_ms:,.1f} + KV "
+            f"transfer {r.kv_transfer_ms:,.1f} + serving overhead {r.request_overhead_ms:,.1f})",
+        ),
         ("TPOT (decode step per output token)", f"{r.decode_step_ms:,.2f} ms"),
         ("tokens/s per user", f"{r.tokens_per_s_per_user:,.1f}"),
         ("output tokens/s per instance", f"{r.tokens_per_s:,.0f}"),

@@ -299,7 +299,7 @@ def add_best_reachable(expl: pd.DataFrame, best: pd.DataFrame, demand: Demand) -
                 and row["best_ttft_ms"] > w["ttft_ms"]
             ):
                 parts.append(
-                    f"best prefill time any SKU reaches is {row['best_ttft_ms']:.1f} ms ({row['ttft_where']}) vs the {w['ttft_ms']:g} ms TTFT SLA"
+                    f"best zero-load TTFT (prefill + serving overhead) any SKU reaches is {row['best_ttft_ms']:.1f} ms ({row['ttft_where']}) vs the {w['ttft_ms']:g} ms TTFT SLA"
                 )
             if parts:
                 detail = f"{detail}; " + "; ".join(parts)

@@ -220,6 +220,94 @@ def test_shipped_calibration_loads_and_errors_are_within_the_recorded_figures(
     assert r.uncalibrated == []
 
 
+# ---- the request overhead (TTFT) ------------------------------------------------------------
+
+
+def _ttft_cases(cases: list[cal.Case]) -> list[cal.Case]:
+    return [c for c in cases if c.metric == "ttft_ms"]
+
+
+def test_request_overhead_is_the_median_gap_per_sku_and_pooled(
+    cases_and_exclusions: tuple[list[cal.Case], list],
+) -> None:
+    """Rows made from the model's own bare TTFT plus known gaps: the fit returns the median
+    gap per SKU with >= 3 rows, the pooled median for the rest, ignores held-out rows and
+    never goes below 0."""
+    ttft = _ttft_cases(cases_and_exclusions[0])
+    h200 = [c for c in ttft if c.sku == "h200-sxm" and not c.holdout][:5]
+    mi300 = [c for c in ttft if c.sku == "mi300x" and not c.holdout][:3]
+    lone = [c for c in ttft if c.sku == "b200" and not c.holdout][:2]  # too few for its own
+    held = [c for c in ttft if c.sku == "mi300x" and c.holdout][:1]
+    assert len(h200) == 5 and len(mi300) == 3 and len(lone) == 2 and held
+
+    def bare(c: cal.Case) -> float:
+        return evaluate(c.config(), RAW).ttft_ms
+
+    gaps = {"h200-sxm": [50.0, 10.0, 400.0, 30.0, 70.0], "mi300x": [-20.0, -5.0, -9.0],
+            "b200": [100.0, 300.0]}  # fmt: skip
+    made = [
+        dataclasses.replace(c, measured=bare(c) + gap)
+        for group in (h200, mi300, lone)
+        for c, gap in zip(group, gaps[group[0].sku], strict=True)
+    ] + [dataclasses.replace(held[0], measured=bare(held[0]) + 10_000.0)]
+    fit = cal.fit_request_overheads(made, RAW)
+    assert fit.per_sku["h200-sxm"] == (pytest.approx(50.0, abs=1e-6), 5)
+    assert fit.per_sku["mi300x"] == (0.0, 3)  # a negative median gap is no overhead
+    assert "b200" not in fit.per_sku
+    pooled = [g for v in gaps.values() for g in v]
+    assert fit.default_rows == len(pooled) == 10
+    assert fit.default_ms == pytest.approx(float(np.median(pooled)), abs=1e-6)
+
+
+def test_request_overhead_is_applied_to_ttft_only(tmp_path: Path) -> None:
+    """Through calibration.yaml: a SKU with its own rows gets its figure as a measurement,
+    every other SKU the file's default as an estimate (and stays uncalibrated); TTFT grows by
+    exactly that, TPOT and throughput do not move."""
+    text = (data_dir("catalogs") / "calibration.yaml").read_text()
+    raw_cal = yaml.safe_load(text)
+    raw_cal["hardware"]["h200-sxm"]["request_overhead_ms"] = 77.0
+    raw_cal["hardware"]["h200-sxm"]["ttft_rows"] = 5
+    raw_cal["request_overhead"] = {"value_ms": 33.0, "rows": 9, "method": "test"}
+    path = tmp_path / "calibration.yaml"
+    path.write_text(yaml.safe_dump(raw_cal))
+    from planner.catalog import apply_calibration
+
+    catalog = apply_calibration(RAW, path)
+    own = catalog.hardware["h200-sxm"].efficiency.request_overhead_ms
+    assert own is not None and own.value == 77.0 and own.basis == Basis.measurement
+    other = catalog.hardware["b300"].efficiency.request_overhead_ms
+    assert other is not None and other.value == 33.0 and other.basis == Basis.estimate
+    for sku, ms in (("h200-sxm", 77.0), ("b300", 33.0)):
+        cfg = ServingConfig(model="llama-3.1-8b", hardware=sku, precision="bf16", batch=8)
+        bare, with_ov = evaluate(cfg, RAW), evaluate(cfg, catalog)
+        assert with_ov.request_overhead_ms == ms
+        assert with_ov.ttft_ms == pytest.approx(with_ov.prefill_ms + with_ov.kv_transfer_ms + ms)
+        if sku == "b300":  # only the overhead changed for this SKU
+            assert with_ov.ttft_ms == pytest.approx(bare.ttft_ms + ms)
+            assert with_ov.decode_step_ms == bare.decode_step_ms
+            assert with_ov.tokens_per_s == bare.tokens_per_s
+            assert "b300" in with_ov.uncalibrated
+
+
+def test_shipped_overhead_brings_ttft_to_the_measurements(
+    cases_and_exclusions: tuple[list[cal.Case], list],
+) -> None:
+    """Before, the model's TTFT was ~10x below InferenceX's medians; with the shipped
+    overhead the median ratio is near 1 and the typical error far smaller, held-out rows
+    included."""
+    ttft = _ttft_cases(cases_and_exclusions[0])
+    before, after = cal.error_table(ttft, RAW), cal.error_table(ttft, SHIPPED)
+    assert float(np.exp(before["log_error"].median())) < 0.2
+    assert 0.8 <= float(np.exp(after["log_error"].median())) <= 1.25
+    for part in ("ttft_fit", "ttft_holdout"):
+        b = before.loc[before["set"] == part, "abs_pct_error"].median()
+        a = after.loc[after["set"] == part, "abs_pct_error"].median()
+        assert a < 0.6 * b, (part, a, b)
+    for sku in SHIPPED.hardware:  # every SKU pays some serving overhead
+        ov = SHIPPED.hardware[sku].efficiency.request_overhead_ms
+        assert ov is not None and 0 < ov.value < 1000, sku
+
+
 def test_shipped_factors_are_physical() -> None:
     for sku, hw in SHIPPED.hardware.items():
         eff = hw.efficiency
@@ -258,7 +346,7 @@ def test_cli_writes_a_fresh_folder_and_leaves_calibration_yaml_alone(tmp_path: P
     assert (out / "keep.txt").read_text() == "user file"
     fresh = tmp_path / "cal-2"
     errors = pd.read_csv(fresh / "errors.csv")
-    assert set(errors["set"]) == {"fit", "holdout", "diagnostic"}
+    assert set(errors["set"]) == {"fit", "holdout", "ttft_fit", "ttft_holdout"}
     excluded = pd.read_csv(fresh / "exclusions.csv")
     assert len(errors) + len(excluded) == len(DATA)
     assert "excluded, by reason:" in result.output

@@ -102,7 +102,9 @@ class PerfResult(BaseModel):
     batch: int
     prefill_ms: float
     kv_transfer_ms: float
-    ttft_ms: float  # prefill + KV transfer, no queueing
+    # Serving-stack time outside the roofline (HTTP, tokenization, scheduling), calibrated
+    request_overhead_ms: float
+    ttft_ms: float  # prefill + KV transfer + request overhead, no queueing
     decode_step_ms: float  # = TPOT, the time per output token a user sees
     # Part of TPOT that is the colocated prefill stall: (batch / output_tokens) x prefill_ms
     # at full load. 0 when prefill runs elsewhere.
@@ -144,7 +146,7 @@ def _infeasible(cfg: ServingConfig, precision: str, reason: str) -> PerfResult:
     nan = float("nan")
     return PerfResult(
         feasible=False, reason=reason, config=cfg, precision=precision, batch=0,
-        prefill_ms=nan, kv_transfer_ms=nan, ttft_ms=nan, decode_step_ms=nan, prefill_stall_ms=nan,
+        prefill_ms=nan, kv_transfer_ms=nan, request_overhead_ms=nan, ttft_ms=nan, decode_step_ms=nan, prefill_stall_ms=nan,
         tokens_per_s_per_user=0.0, tokens_per_s=0.0, decode_requests_per_s=0.0,
         prefill_requests_per_s=None, admissible_prefill_utilization=None, tokens_per_step=1.0,
         units={}, units_by_role={}, power_w=0.0, parallelism={}, breakdown=[], memory=[], uncalibrated=[],
@@ -336,7 +338,8 @@ def _evaluate(cfg: ServingConfig, catalog: Catalog, spec: ModelSpec, precision: 
                                    comm_ms=handoff))  # fmt: skip
 
     # ---- TTFT and sustainable prefill rate ----
-    ttft = pre_ms + handoff
+    overhead = float(pg.chip.request_overhead_ms)
+    ttft = pre_ms + handoff + overhead
     rate = util = None
     if cfg.ttft_ms is not None:
         service = pre_ms / pg.pp  # a full pipeline accepts a new prompt every stage time
@@ -348,7 +351,8 @@ def _evaluate(cfg: ServingConfig, catalog: Catalog, spec: ModelSpec, precision: 
         rate = util * 1000.0 / service
         if util <= 0:
             raise Infeasible(
-                f"TTFT {ttft:.1f} ms (prefill {pre_ms:.1f} + KV transfer {handoff:.1f}) on "
+                f"TTFT {ttft:.1f} ms (prefill {pre_ms:.1f} + KV transfer {handoff:.1f} + "
+                f"serving overhead {overhead:.1f}) on "
                 f"{pg.chip.sku} misses the {cfg.ttft_ms:g} ms target before any queueing"
             )
 
@@ -365,6 +369,7 @@ def _evaluate(cfg: ServingConfig, catalog: Catalog, spec: ModelSpec, precision: 
         batch=int(batch),
         prefill_ms=pre_ms,
         kv_transfer_ms=handoff,
+        request_overhead_ms=overhead,
         ttft_ms=ttft,
         decode_step_ms=tpot_i,
         prefill_stall_ms=float(stall[i]),

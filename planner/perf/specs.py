@@ -130,6 +130,9 @@ class ChipSpec:
     is_sram: bool
     calibrated: bool  # efficiency factors fitted to measurements (not defaults)
     attn_peak_tflops: float | None = None  # peak of the attention-score math; None: peak_tflops
+    # Serving-stack time in every TTFT with this chip as prefill hardware (arrival to first
+    # token, outside the roofline): pure latency, it occupies no prefill capacity.
+    request_overhead_ms: float = 0.0
 
     @property
     def usable_gb(self) -> float:
@@ -202,6 +205,7 @@ def chip_spec(hw: Hardware, precision: str) -> ChipSpec:
         is_sram=mem.kind == "sram",
         calibrated=calibrated,
         attn_peak_tflops=hw.peak_tflops(ATTENTION_SCORE_PRECISION),
+        request_overhead_ms=eff.request_overhead_ms.value if eff.request_overhead_ms else 0.0,
     )
 
 

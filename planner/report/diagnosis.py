@@ -231,7 +231,7 @@ def _infer_cause(view: PlanView, workload: str, periods: list[str]) -> tuple[str
         if best.get("best_ttft_ms") is not None and best["best_ttft_ms"] > float(
             wl.get("ttft_ms", math.inf)
         ):
-            misses.append(f"the best prefill time any SKU reaches is {best['best_ttft_ms']:.3g} ms "
+            misses.append(f"the best zero-load TTFT (prefill + serving overhead) any SKU reaches is {best['best_ttft_ms']:.3g} ms "
                           f"({best.get('ttft_where')}) against the {wl['ttft_ms']:g} ms TTFT SLA")  # fmt: skip
         if misses:
             return "no_candidate", "no hardware meets the SLA: " + "; ".join(misses)
