@@ -425,6 +425,46 @@ def test_least_unserved_period_by_period_equals_the_whole_model(seed: int) -> No
     assert split.total_cost_usd == pytest.approx(whole.total_cost_usd, rel=2 * gap, abs=1.0)
 
 
+def test_a_slow_clock_does_not_change_the_path_or_the_answer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Whether the per-period stage succeeds must not depend on the wall clock: with a
+    clock that jumps 1,000 s at every reading (a machine a thousand times busier, as far
+    as any budget computed from it can tell), the plan is found the same way and is the
+    same plan."""
+    from planner import shortfall
+
+    rng = np.random.default_rng(0)
+    data = make_data(
+        skus=[sku("a", price_usd=8e5, lead=1), sku("b", price_usd=3e5, chips_per_unit=4)],
+        candidates=[
+            candidate("a1", units={"a": 8}, rates=both("w", 12, 12), power_w=9_000.0),
+            candidate("b1", units={"b": 4}, rates=both("w", 5, 5), power_w=4_000.0),
+            candidate("b2", units={"b": 4}, rates=both("v", 2.5, 2.5), power_w=4_000.0),
+        ],
+        demand={"w": [float(x) for x in rng.uniform(20, 60, 3)],
+                "v": [float(x) for x in rng.uniform(5, 30, 3)]},
+        n_periods=3, power_budget_mw=0.03,
+    )  # fmt: skip
+    profile = load_profile("exact")
+    normal_result, normal = _lexicographic(data, profile, by_period=True)
+    assert "found period by period" in normal_result.message
+
+    class SlowClock:
+        now = 0.0
+
+        def perf_counter(self) -> float:
+            self.now += 1_000.0
+            return self.now
+
+    monkeypatch.setattr(shortfall, "time", SlowClock())
+    slow_result, slow = _lexicographic(data, profile, by_period=True)
+    assert slow_result.message == normal_result.message
+    assert slow.status == normal.status == "optimal"
+    assert slow.unserved_rps == pytest.approx(normal.unserved_rps, rel=1e-9, abs=1e-9)
+    assert slow.total_cost_usd == pytest.approx(normal.total_cost_usd, rel=1e-9)
+
+
 def test_a_capex_budget_the_periods_share_sends_the_first_stage_to_the_whole_model() -> None:
     """Period 0 can only use SKU a, period 1 only SKU b, and the budget buys one unit: each
     period alone buys its unit, together they cannot. The per-period stage must see that
