@@ -883,15 +883,21 @@ def prune_dominated(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def chip_hour_usd(skus: pd.DataFrame, settings: Settings) -> dict[str, float]:
-    """Per SKU: the cheaper of straight-line capex over its lifetime and rent, per chip-hour."""
+    """Per SKU, per chip-hour: the cheaper of straight-line capex plus the chip's energy and
+    hosting, and rent (plus energy and hosting too when rented chips draw facility power)."""
+    usd_per_w = (
+        settings.pue * settings.electricity_usd_per_kwh + settings.hosting_usd_per_kw_month / 730.0
+    ) / 1000.0
     out = {}
     for sku, row in skus.iterrows():
+        running = float(row["all_in_w_per_chip"]) * usd_per_w
         options = []
         if pd.notna(row["unit_price_usd"]):
             hours = row["lifetime_periods"] * row["period_hours"]
-            options.append(row["unit_price_usd"] / row["chips_per_unit"] / hours)
+            options.append(row["unit_price_usd"] / row["chips_per_unit"] / hours + running)
         if pd.notna(row["rent_usd_per_chip_hour"]) and settings.allow_rent:
-            options.append(row["rent_usd_per_chip_hour"])
+            paid_here = running if settings.rented_power == "facility" else 0.0
+            options.append(row["rent_usd_per_chip_hour"] + paid_here)
         out[str(sku)] = min(options) if options else np.inf
     return out
 
@@ -955,15 +961,10 @@ def prune_to_frontier(table: pd.DataFrame, skus: pd.DataFrame, settings: Setting
     topo, units_of = rm.column(table, "topology"), rm.column(table, "units")
     power_w = table["power_w"].to_numpy(dtype=float)[rm.first]
     scope = np.array([t if t in ("colocated", "prefill") else "decode" for t in topo])
-    # Ranking cost of one instance-hour: chips at capex-or-rent, plus energy and hosting.
+    # Ranking cost of one instance-hour: its chips at capex-or-rent, with energy and hosting
+    # where we pay them (chip_hour_usd).
     chip_usd, usable = chip_hour_usd(skus, settings), first_usable(skus, settings)
-    usd_per_w = (
-        settings.pue * settings.electricity_usd_per_kwh + settings.hosting_usd_per_kw_month / 730.0
-    ) / 1000.0
-    cost_h = np.array([
-        sum(n * chip_usd[k] for k, n in u.items()) + p * usd_per_w
-        for u, p in zip(units_of, power_w, strict=True)
-    ])  # fmt: skip
+    cost_h = np.array([sum(n * chip_usd[k] for k, n in u.items()) for u in units_of])
     avail = np.array([max(usable[k] for k in u) for u in units_of])
     served = rm.served
     r = np.where(served, rm.rate, 1.0)

@@ -14,8 +14,11 @@ Modelling decisions (the "why" a reader needs):
 
 * Power counts instances in use, not chips owned: idle owned chips are assumed powered
   down (or parked), so `e_power_mw[t] = PUE * sum_c power_w[c] * v_instances[c,t] / 1e6`.
-  Instances running on rented chips count too (rentals are treated as hosted in our hall,
-  e.g. leased racks); energy and hosting are charged on the same facility power.
+  Rented chips (`rented_power`): "provider" (default; the catalog's rent prices are cloud
+  on-demand quotes, which include power, cooling and hosting) takes them out of facility
+  power, so they pay no energy or hosting and do not count against the power budget or
+  the power objective; every rented chip must then be in use. "facility" (leased racks in
+  our hall) counts them like owned chips. Energy and hosting are charged on facility power.
 * Hosting is charged per kW of facility power in use (IT x PUE) per month of 730 h.
 * Energy = facility MW x 1000 x hours x the period's energy_load_factor x USD/kWh: sizing
   uses the peak rate, energy the mean-over-peak ratio.
@@ -206,6 +209,7 @@ class ModelSets:
     buy_ub_ht: dict[HT, float | None]
     buys_in_service_ht: dict[HT, list[HT]]
     rent_ht: list[HT]
+    all_in_w_h: dict[str, float]  # per chip, all-in
     chips_per_unit_h: dict[str, int]
     price_h: dict[str, float]
     rent_usd_per_chip_hour_h: dict[str, float]
@@ -292,6 +296,8 @@ def prepare_sets(data: PlanningData) -> ModelSets:
         for i in range(n_t)
     }
     rent_ht = [(h, t) for h in used_skus if h in rentable_h for t in periods]
+    if st.rented_power == "provider" and rent_ht:
+        _check_instance_power_covers_rented_chips(data, {h for h, _ in rent_ht})
 
     price_h = {str(h): float(p) for h, p in skus["unit_price_usd"].items()}
     penalty_usd, penalty_mw, tie = _penalty_and_tie_break(data, load, demand)
@@ -321,6 +327,7 @@ def prepare_sets(data: PlanningData) -> ModelSets:
         buy_ub_ht={k: buy_ub_ht[k] for k in buy_ht},
         buys_in_service_ht=buys_in_service_ht,
         rent_ht=rent_ht,
+        all_in_w_h={str(h): float(w) for h, w in skus["all_in_w_per_chip"].items()},
         chips_per_unit_h={str(h): int(n) for h, n in skus["chips_per_unit"].items()},
         price_h=price_h,
         rent_usd_per_chip_hour_h={
@@ -386,6 +393,27 @@ def _purchase_windows(
             for j in window:
                 serving[(h, j)].append(key)
     return buy_ht, ub, in_service, serving
+
+
+def _check_instance_power_covers_rented_chips(data: PlanningData, rentable: set[str]) -> None:
+    """With the provider paying rented chips' power, facility power is an instance's power
+    less its rented chips' all-in watts (define_power), which must not go below zero: an
+    instance draws at least its rentable chips' watts. Candidates from the perf model draw
+    exactly the sum over their chips; this guards hand-made tables."""
+    units = data.units[data.units["sku"].isin(list(rentable))]
+    if units.empty:
+        return
+    watts = units["chips"] * units["sku"].map(data.skus["all_in_w_per_chip"])
+    chip_w = watts.groupby(units["candidate"]).sum()
+    power = data.candidates["power_w"].reindex(chip_w.index)
+    short = chip_w[power < chip_w * (1 - 1e-9)]
+    if len(short):
+        c = str(short.index[0])
+        raise ValueError(
+            f"candidate {c}: power_w {float(power[c]):g} W is below the "
+            f"{float(short[c]):g} W of its rentable chips (all_in_w_per_chip x chips); with "
+            "rented_power 'provider' an instance must draw at least its chips' watts"
+        )
 
 
 def _rentable_skus(data: PlanningData) -> set[str]:
@@ -575,6 +603,7 @@ def build_model(data: PlanningData) -> pyo.ConcreteModel:
     define_colocated_whole_requests(m, s)
     define_load_needs_an_instance(m, s)
     define_instances_fit_fleet(m, s)
+    define_rented_chips_in_use(m, s)
     define_fleet_accounting(m, s)
     define_power(m, s)
     define_peak_power(m, s)
@@ -716,6 +745,30 @@ def define_instances_fit_fleet(m: pyo.ConcreteModel, s: ModelSets) -> None:
     m.c_instances_fit_fleet = pyo.Constraint(list(s.fit_ht), rule=rule)
 
 
+def _provider_rent_ht(s: ModelSets) -> list[HT]:
+    """Rentals whose power the provider pays (rented_power "provider"), where chips are used."""
+    if s.settings.rented_power != "provider":
+        return []
+    return [k for k in s.rent_ht if k in s.fit_ht]
+
+
+def define_rented_chips_in_use(m: pyo.ConcreteModel, s: ModelSets) -> None:
+    """v_rent[h,t] <= sum_c chips[c,h] x v_instances[c,t] when the provider pays rented
+    chips' power: facility power then counts only owned chips in use (see define_power),
+    and a rented chip left idle must not count as owned power saved."""
+    index = _provider_rent_ht(s)
+    if not index:
+        return
+    instances = list(m.v_instances.values())
+
+    def rule(m: pyo.ConcreteModel, h: str, t: str) -> object:
+        pos, chips = s.fit_ht[(h, t)]
+        coefs = [*chips.tolist(), -1.0]
+        return _linear(coefs, [*(instances[i] for i in pos.tolist()), m.v_rent[h, t]]) >= 0
+
+    m.c_rented_chips_in_use = pyo.Constraint(index, rule=rule)
+
+
 def define_fleet_accounting(m: pyo.ConcreteModel, s: ModelSets) -> None:
     """v_fleet[h,t] = existing in service + chips_per_unit x buys in service at t."""
     if not s.fleet_ht:
@@ -731,15 +784,24 @@ def define_fleet_accounting(m: pyo.ConcreteModel, s: ModelSets) -> None:
 def define_power(m: pyo.ConcreteModel, s: ModelSets) -> None:
     """e_power_mw[t]: facility MW of the instances in use; <= power_budget_mw when set.
 
-    Idle owned chips are assumed powered down, so they draw nothing.
+    Idle owned chips are assumed powered down, so they draw nothing. With rented_power
+    "provider", rented chips (all in use, define_rented_chips_in_use) are taken out: an
+    instance's power is the sum of its chips' all-in watts, so what is left is the power of
+    the owned chips in use.
     """
-    mw_per_instance = s.power_w_ct * s.settings.pue / 1e6
+    pue = s.settings.pue
+    mw_per_instance = s.power_w_ct * pue / 1e6
     instances = list(m.v_instances.values())
     empty = np.zeros(0, dtype=int)
+    rented_by_t = _group_by_period(_provider_rent_ht(s))
 
     def power(m: pyo.ConcreteModel, t: str) -> object:
         pos = s.instances_by_t.get(t, empty)
-        return _linear(mw_per_instance[pos].tolist(), [instances[i] for i in pos.tolist()])
+        rented = rented_by_t.get(t, ())
+        return _linear(
+            [*mw_per_instance[pos].tolist(), *(-s.all_in_w_h[h] * pue / 1e6 for h in rented)],
+            [*(instances[i] for i in pos.tolist()), *(m.v_rent[h, t] for h in rented)],
+        )
 
     m.e_power_mw = pyo.Expression(s.periods, rule=power)
     budget = s.settings.power_budget_mw

@@ -33,6 +33,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 Objective = Literal["cost", "power"]
+RentedPower = Literal["provider", "facility"]
 CostBasis = Literal["horizon", "amortized"]
 
 
@@ -55,6 +56,12 @@ class Settings(BaseModel):
     capex_budget_usd: float | None = Field(default=None, ge=0)  # over the whole horizon
     capex_budget_usd_per_period: float | None = Field(default=None, ge=0)
     allow_rent: bool = True
+    # Where rented chips draw their power. "provider": the hourly rent covers power, cooling
+    # and hosting (cloud on-demand, which is what the catalog's rent prices are), so rented
+    # chips add no facility MW, energy or hosting and do not count against the power budget
+    # or the power objective. "facility": rented racks stand in our hall (leased capacity)
+    # and draw facility power, energy and hosting like owned chips.
+    rented_power: RentedPower = "provider"
     # Penalty per request/s left unserved in one period. It must dominate any real cost of
     # serving so the solver serves whatever it can; formulation.py scales it if needed.
     unserved_penalty_usd_per_rps: float = Field(default=1e9, gt=0)

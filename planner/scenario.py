@@ -44,6 +44,7 @@ class Scenario(BaseModel):
     capex_budget_usd: float | None = Field(default=None, ge=0)
     capex_budget_usd_per_period: float | None = Field(default=None, ge=0)
     allow_rent: bool = True
+    rented_power: Literal["provider", "facility"] = "provider"  # see model_data.Settings
     allowed_skus: list[str] | None = None
     exclude_skus: list[str] = Field(default_factory=list)
     price_usd_per_unit: dict[str, float] = Field(default_factory=dict)  # overrides
@@ -64,7 +65,8 @@ class Scenario(BaseModel):
             hosting_usd_per_kw_month=self.hosting_usd_per_kw_month, util_max=self.util_max,
             power_budget_mw=self.power_budget_mw, capex_budget_usd=self.capex_budget_usd,
             capex_budget_usd_per_period=self.capex_budget_usd_per_period,
-            allow_rent=self.allow_rent, relax_instances=self.relax_instances,
+            allow_rent=self.allow_rent, rented_power=self.rented_power,
+            relax_instances=self.relax_instances,
         )  # fmt: skip
 
 

@@ -269,6 +269,14 @@ def _check_units_and_power(
         it_w[r.period] += r.count * watts
         for sku, n in units.items():
             chips_used[(sku, r.period)] += r.count * n
+    if plan.settings.rented_power == "provider":
+        # The provider powers rented chips: every rented chip must be in use, and the
+        # facility draws only for the owned ones.
+        for r in plan.rentals.itertuples():
+            used = chips_used.get((r.sku, r.period), 0.0)
+            v.expect("rented chips in use", _le(float(r.chips), used),
+                     f"{r.sku} {r.period}: {r.chips:g} chips rented, {used:g} in use")  # fmt: skip
+            it_w[r.period] -= float(r.chips) * catalog.hardware[r.sku].power.all_in_w_per_chip.value
     pw = plan.power.set_index("period")
     for t, row in pw.iterrows():
         it_mw = it_w.get(str(t), 0.0) / 1e6

@@ -136,16 +136,11 @@ def test_frontier_keeps_the_cheapest_and_the_leanest_per_workload(default_set) -
     full = build_candidates(CATALOG, d, options=CandidateOptions(prune_frontier=False))
     assert pruned.table["candidate"].nunique() < full.table["candidate"].nunique()
     settings = full.data.settings
-    chip_usd = chip_hour_usd(full.data.skus, settings)
-    usd_per_w = (
-        settings.pue * settings.electricity_usd_per_kwh + settings.hosting_usd_per_kw_month / 730.0
-    ) / 1000.0
+    chip_usd = chip_hour_usd(full.data.skus, settings)  # energy and hosting included
     t = full.table.assign(
         usd_per_rps=[
-            (sum(n * chip_usd[k] for k, n in u.items()) + p * usd_per_w) / r
-            for u, p, r in zip(
-                full.table["units"], full.table["power_w"], full.table["rate_rps"], strict=True
-            )
+            sum(n * chip_usd[k] for k, n in u.items()) / r
+            for u, r in zip(full.table["units"], full.table["rate_rps"], strict=True)
         ],
         w_per_rps=full.table["power_w"] / full.table["rate_rps"],
     )

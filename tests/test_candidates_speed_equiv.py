@@ -102,12 +102,9 @@ def reference_prune_to_frontier(
 ) -> pd.DataFrame:
     first = table.drop_duplicates("candidate").set_index("candidate")
     chip_usd, usable = chip_hour_usd(skus, settings), first_usable(skus, settings)
-    usd_per_w = (
-        settings.pue * settings.electricity_usd_per_kwh + settings.hosting_usd_per_kw_month / 730.0
-    ) / 1000.0
     cost_h = {
-        c: sum(n * chip_usd[k] for k, n in u.items()) + p * usd_per_w
-        for c, u, p in zip(first.index, first["units"], first["power_w"], strict=True)
+        c: sum(n * chip_usd[k] for k, n in u.items())
+        for c, u in zip(first.index, first["units"], strict=True)
     }
     avail = {c: max(usable[k] for k in u) for c, u in zip(first.index, first["units"], strict=True)}
     served: dict[str, dict[tuple[str, str], float]] = {}

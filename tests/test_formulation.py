@@ -85,21 +85,72 @@ def test_colocated_candidate_with_one_phase_cannot_serve_that_workload() -> None
     assert plan.unserved.set_index("workload")["requests_per_s"].to_dict() == {"w": 5.0}
 
 
-@pytest.mark.parametrize(("n_periods", "rents"), [(6, True), (9, False)])
-def test_buy_versus_rent_crossover(n_periods: int, rents: bool) -> None:
-    # One 8-chip instance; a unit costs 100k, renting 8 chips costs 8 x 2 x 730 = 11,680 per
-    # period: renting wins while n x 11,680 < 100,000, i.e. up to 8 periods.
-    skus = [sku("g", chips_per_unit=8, price_usd=100_000, rent_usd_per_chip_hour=2.0)]
-    cand = candidate("c", units={"g": 8}, rates=both("w", 10, 10), power_w=1_000)
-    plan = solve_plan(
-        make_data(skus=skus, candidates=[cand], demand={"w": 1}, n_periods=n_periods), "exact"
-    )
-    rent_cost = n_periods * 8 * 2.0 * 730
-    assert (rent_cost < 100_000) == rents
+@pytest.mark.parametrize(
+    ("n_periods", "watts", "rented_power", "rents"),
+    [(6, 1_000, "facility", True), (9, 1_000, "facility", False),
+     (6, 1_000, "provider", True), (9, 1_000, "provider", False),
+     (9, 4_000, "facility", False), (9, 4_000, "provider", True)],
+)  # fmt: skip
+def test_buy_versus_rent_crossover(
+    n_periods: int, watts: float, rented_power: str, rents: bool
+) -> None:
+    """One 8-chip instance; a unit costs 100k, renting 8 chips 8 x 2 x 730 = 11,680 USD per
+    period. Rented chips in our facility pay energy and hosting like owned ones, so renting
+    wins while n x 11,680 < 100,000 (up to 8 periods). When the provider powers them, a
+    rented period also saves running(watts): at 4 kW (979.68 USD) renting wins while
+    n x (11,680 - 979.68) < 100,000, i.e. up to 9 periods."""
+    skus = [sku("g", chips_per_unit=8, price_usd=100_000, rent_usd_per_chip_hour=2.0,
+                w_per_chip=watts / 8)]  # fmt: skip
+    cand = candidate("c", units={"g": 8}, rates=both("w", 10, 10), power_w=watts)
+    data = make_data(
+        skus=skus, candidates=[cand], demand={"w": 1}, n_periods=n_periods,
+        rented_power=rented_power,
+    )  # fmt: skip
+    plan = solve_plan(data, "exact")
+    rent_period = 8 * 2.0 * 730
+    run = running(watts)
+    paid_by_us = run if rented_power == "facility" else 0.0
+    rent_cost = n_periods * (rent_period + paid_by_us)
+    buy_cost = 100_000 + n_periods * run
+    assert (rent_cost < buy_cost) == rents
     assert plan.rentals.empty != rents
     assert plan.purchases.empty == rents
-    expected = min(rent_cost, 100_000) + n_periods * running(1_000)
-    assert plan.total_cost_usd == pytest.approx(expected, rel=1e-9)
+    assert plan.total_cost_usd == pytest.approx(min(rent_cost, buy_cost), rel=1e-9)
+    mw = plan.power.set_index("period")["facility_mw"]
+    if rents and rented_power == "provider":  # nothing of ours is powered
+        assert (mw.abs() < 1e-12).all()
+        assert plan.costs[["energy_usd", "hosting_usd"]].abs().to_numpy().max() < 1e-6
+    else:
+        assert mw.to_numpy() == pytest.approx([watts * 1.3 / 1e6] * n_periods)
+
+
+def test_provider_powered_rentals_do_not_count_against_the_power_budget() -> None:
+    """A 0.002 MW budget powers no 4 kW instance (5.2 MW x 1e-3 with PUE 1.3): with the
+    provider powering rented chips the demand is served on rented chips; with rented racks
+    in our facility nothing can be served. Renting idle chips is never a way to lower
+    facility power (the rented chips must be in use)."""
+    skus = [sku("g", chips_per_unit=8, price_usd=100_000, rent_usd_per_chip_hour=2.0,
+                w_per_chip=500.0)]  # fmt: skip
+    cand = candidate("c", units={"g": 8}, rates=both("w", 10, 10), power_w=4_000)
+    for rented_power, served in (("provider", True), ("facility", False)):
+        data = make_data(skus=skus, candidates=[cand], demand={"w": 4}, n_periods=2,
+                         power_budget_mw=0.002, rented_power=rented_power)  # fmt: skip
+        plan = solve_plan(data, "exact")
+        assert (plan.unserved_rps < 1e-9) == served, rented_power
+        if served:
+            fleet = plan.fleet
+            assert (fleet["rented_chips"] <= fleet["used_chips"] + 1e-9).all()
+            assert plan.rentals["chips"].tolist() == [8.0, 8.0]
+            assert plan.total_cost_usd == pytest.approx(2 * 8 * 2.0 * 730, rel=1e-9)
+
+
+def test_hand_made_candidates_must_draw_their_rented_chips_watts() -> None:
+    skus = [sku("g", rent_usd_per_chip_hour=2.0, w_per_chip=1_000.0)]
+    cand = candidate("c", units={"g": 8}, rates=both("w", 10, 10), power_w=4_000)
+    with pytest.raises(ValueError, match="candidate c: power_w 4000 W is below the 8000 W"):
+        build_model(make_data(skus=skus, candidates=[cand], demand={"w": 1}))
+    data = make_data(skus=skus, candidates=[cand], demand={"w": 1}, rented_power="facility")
+    assert build_model(data) is not None  # rented racks in our hall: power as given
 
 
 def test_lead_time_leaves_first_period_unserved() -> None:
@@ -322,9 +373,9 @@ def test_golden_model_size() -> None:
     assert size == {
         "variables": 4 + 6 + 3 + 7 + 10 + 3,
         "integer_variables": 4 + 7,
-        # demand 6, time 7, colocated 3, fit a 3 + b 2, fleet 6, power 3, capex 1, and
-        # load-needs-an-instance, one per load: 10
-        "constraints": 6 + 7 + 3 + 5 + 6 + 3 + 1 + 10,
+        # demand 6, time 7, colocated 3, fit a 3 + b 2, rented a in use 3, fleet 6,
+        # power 3, capex 1, and load-needs-an-instance, one per load: 10
+        "constraints": 6 + 7 + 3 + 5 + 3 + 6 + 3 + 1 + 10,
     }
 
 

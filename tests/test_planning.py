@@ -97,11 +97,37 @@ def test_more_budget_never_costs_more(tmp_path: Path) -> None:
     assert tight >= free * (1 - 1e-6)
 
 
-def test_power_budget_is_respected_and_verified(tmp_path: Path) -> None:
-    _, run = plan_cost(tmp_path, small_rows())
+@pytest.mark.parametrize("rented_power", ["facility", "provider"])
+def test_power_budget_is_respected_and_verified(tmp_path: Path, rented_power: str) -> None:
+    """Renting off (provider): the budget binds on owned chips; rented racks (facility)
+    count against it too."""
+    allow = rented_power == "facility"
+    _, run = plan_cost(tmp_path, small_rows(), rented_power=rented_power, allow_rent=allow)
     peak = float(run.plan.power["facility_mw"].max())
-    _, capped = plan_cost(tmp_path, small_rows(), power_budget_mw=peak * 0.8)
+    assert peak > 0
+    _, capped = plan_cost(tmp_path, small_rows(), power_budget_mw=peak * 0.8,
+                          rented_power=rented_power, allow_rent=allow)  # fmt: skip
     assert float(capped.plan.power["facility_mw"].max()) <= peak * 0.8 * (1 + 1e-6)
+
+
+def test_provider_powered_rentals_are_verified_and_cost_no_energy(tmp_path: Path) -> None:
+    """With the provider powering rented chips, a plan's facility power is its owned chips'
+    only (verify re-derives it from the catalog), and the same demand never costs more than
+    with rented racks drawing our power, energy and hosting."""
+    provider, p_run = plan_cost(tmp_path, small_rows(2.0), rented_power="provider")
+    facility, _ = plan_cost(tmp_path, small_rows(2.0), rented_power="facility")
+    assert provider <= facility * (1 + 1e-6)
+    plan = p_run.plan
+    assert not plan.rentals.empty, "the small forecast is served on rented chips"
+    owned_w = 0.0
+    used = plan.fleet.set_index(["sku", "period"])
+    for (sku_id, t), row in used.iterrows():
+        owned_in_use = float(row["used_chips"]) - float(row["rented_chips"])
+        assert owned_in_use >= -1e-9
+        if t == plan.power["period"].iloc[-1]:
+            owned_w += owned_in_use * CATALOG.hardware[sku_id].power.all_in_w_per_chip.value
+    last = plan.power.iloc[-1]
+    assert float(last["it_mw"]) == pytest.approx(owned_w / 1e6, abs=1e-9)
 
 
 def test_existing_fleet_is_used_before_buying(tmp_path: Path) -> None:

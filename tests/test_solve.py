@@ -201,18 +201,22 @@ def test_lp_duals_price_one_more_request(highs_path: str) -> None:
     """Relaxed instances + rented chips: a pure LP whose demand duals are the marginal cost.
 
     One more req/s needs (1/10 + 1/5) / 0.9 = 1/3 instance: 4/3 chips rented for 730 h at
-    2 USD plus 1/3 of an instance's energy and hosting.
+    2 USD, plus 1/3 of an instance's energy and hosting when the rented racks stand in our
+    facility (none when the provider powers them).
     """
-    data = make_data(
-        skus=[sku("g", price_usd=math.nan, rent_usd_per_chip_hour=2.0)],
-        candidates=[candidate("c4", units={"g": 4}, rates=both("w", 10, 5))],
-        demand={"w": 40},
-        relax_instances=True,
-    )
-    result = solve(data, EXACT, duals=True)
-    marginal = (4 / 3) * 2.0 * 730 + (1 / 3) * 4_000 * 1.3e-3 * (730 * 0.08 + 130)
-    rows = ("c_demand_served[w,prefill,p0]", "c_demand_served[w,decode,p0]")
-    assert sum(result.duals[r] for r in rows) == pytest.approx(marginal, rel=1e-9)
+    for rented_power, ours in (("facility", 1.0), ("provider", 0.0)):
+        data = make_data(
+            skus=[sku("g", price_usd=math.nan, rent_usd_per_chip_hour=2.0)],
+            candidates=[candidate("c4", units={"g": 4}, rates=both("w", 10, 5))],
+            demand={"w": 40},
+            relax_instances=True,
+            rented_power=rented_power,
+        )
+        result = solve(data, EXACT, duals=True)
+        running = (1 / 3) * 4_000 * 1.3e-3 * (730 * 0.08 + 130)
+        marginal = (4 / 3) * 2.0 * 730 + ours * running
+        rows = ("c_demand_served[w,prefill,p0]", "c_demand_served[w,decode,p0]")
+        assert sum(result.duals[r] for r in rows) == pytest.approx(marginal, rel=1e-9)
 
 
 def test_mip_duals_come_from_the_fixed_lp(highs_path: str) -> None:

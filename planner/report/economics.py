@@ -58,7 +58,12 @@ def power_table(view: PlanView) -> ReportTable:
         "period": p["period"], "it_mw": p["it_mw"], "facility_mw": p["facility_mw"],
         "budget_mw": budget, "headroom_mw": budget - p["facility_mw"],
     }).reset_index(drop=True)  # fmt: skip
-    note = f"Facility = IT x PUE {view.plan.settings.pue:g}." + (
+    rented = (
+        " Rented chips are powered by their provider (in the rent), so they are not in it."
+        if view.plan.settings.rented_power == "provider" and len(view.plan.rentals)
+        else ""
+    )
+    note = f"Facility = IT x PUE {view.plan.settings.pue:g}.{rented}" + (
         " No power budget was set." if budget.isna().all() else ""
     )
     return ReportTable("power", "Power per period against the budget", frame, note=note)

@@ -2,9 +2,10 @@
 
 Predicted TTFT (SLA table): the p-th percentile of time to first token at the load the plan
 puts on each prefill pool, with the queueing model the candidate generator sized it with
-(each instance an M/D/1 queue, `perf.queueing`): zero-load TTFT (ttft0_ms: prefill plus
-KV hand-off) plus the waiting-time percentile at utilization rho = busy fraction x the
-admissible utilization the pool was sized to (rate_rps x stage time). For a colocated
+(each instance an M/D/1 queue, `perf.queueing`): zero-load TTFT (ttft0_ms: prefill,
+serving overhead and KV hand-off) plus the waiting-time percentile at utilization rho =
+busy fraction x the admissible utilization the pool was sized to (rate_rps x stage
+time). For a colocated
 pool the busy fraction includes decode time, so the figure is on the safe side.
 Predicted TPOT: the decode step at the batch the plan runs (its largest batch inside the
 SLA), the worst case. Both are the worst over the periods and pools a workload uses.

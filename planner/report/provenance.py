@@ -47,6 +47,9 @@ def settings_table(view: PlanView) -> ReportTable:
         _row("capex budget", st.capex_budget_usd, "USD", "over the horizon"),
         _row("capex budget per period", st.capex_budget_usd_per_period, "USD"),
         _row("renting allowed", st.allow_rent),
+        _row("rented chips' power", st.rented_power, "",
+             "paid by the provider (in the rent; outside facility power)"
+             if st.rented_power == "provider" else "drawn in our facility (energy, hosting, budget)"),
         _row("unserved penalty", view.plan.penalty_usd_per_rps, "USD per req/s per period"),
         _row("speculative-decoding acceptance", sc.get("spec_acceptance"), "fraction"),
         _row("SKUs allowed", sc.get("allowed_skus") or "all in the catalog"),
