@@ -147,6 +147,15 @@ def print_plan(run: Any, out_dir: Path | None) -> None:
         out.print(
             f"[yellow]uncalibrated SKUs in this plan (spec-sheet efficiency only):[/] {', '.join(inputs.uncalibrated_skus)}"
         )
+    st = run.plan.settings
+    if st.rented_power == "provider" and len(run.plan.rentals):
+        lead = "the power objective favours them; " if st.objective == "power" else ""
+        out.print(
+            "[dim]facility MW leaves out rented chips (their provider powers them, "
+            f"rented_power: provider): {lead}a scenario with rented_power: facility counts "
+            "them as racks in this facility[/]",
+            highlight=False,
+        )
     tm = inputs.timings
     out.print(
         "timings: " + ", ".join(f"{k.removesuffix('_s')} {v:.2f} s" for k, v in tm.items()),

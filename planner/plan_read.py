@@ -64,6 +64,12 @@ def _val(v: Any) -> float:
     return 0.0 if x is None or abs(x) < 1e-9 else float(x)
 
 
+def _rounded_off(x: float, tol: float) -> float:
+    """0 for solver noise around zero: an expression that nets chips against each other
+    (facility power less provider-powered rentals) lands at -1e-12, which prints as -0."""
+    return 0.0 if abs(x) < tol else x
+
+
 def _values(var: Any) -> list[tuple[Any, float]]:
     return [(k, _val(v)) for k, v in var.items()]
 
@@ -89,8 +95,8 @@ def _tables(m: pyo.ConcreteModel, data: PlanningData, s: ModelSets) -> dict[str,
             [
                 (
                     t,
-                    pyo.value(m.e_power_mw[t]) / s.settings.pue,
-                    pyo.value(m.e_power_mw[t]),
+                    _rounded_off(pyo.value(m.e_power_mw[t]), 1e-9) / s.settings.pue,
+                    _rounded_off(pyo.value(m.e_power_mw[t]), 1e-9),
                     math.nan if s.settings.power_budget_mw is None else s.settings.power_budget_mw,
                 )
                 for t in s.periods
@@ -152,7 +158,7 @@ def _costs(m: pyo.ConcreteModel, s: ModelSets) -> pd.DataFrame:
     rows = []
     for t in s.periods:
         parts = [
-            pyo.value(e[t])
+            _rounded_off(pyo.value(e[t]), 1e-6)
             for e in (m.e_capex_usd, m.e_rental_usd, m.e_energy_usd, m.e_hosting_usd)
         ]
         rows.append((t, *parts, sum(parts)))

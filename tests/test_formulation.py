@@ -117,6 +117,8 @@ def test_buy_versus_rent_crossover(
     assert plan.purchases.empty == rents
     assert plan.total_cost_usd == pytest.approx(min(rent_cost, buy_cost), rel=1e-9)
     mw = plan.power.set_index("period")["facility_mw"]
+    # Never below zero, not even by solver noise (-0 on a printed report)
+    assert (mw >= 0).all() and (plan.costs[["energy_usd", "hosting_usd"]] >= 0).all().all()
     if rents and rented_power == "provider":  # nothing of ours is powered
         assert (mw.abs() < 1e-12).all()
         assert plan.costs[["energy_usd", "hosting_usd"]].abs().to_numpy().max() < 1e-6
