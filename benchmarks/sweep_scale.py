@@ -2,6 +2,7 @@
 
     /work/venv/bin/python benchmarks/sweep_scale.py [--demand demand/default.csv]
         [--profile default] [--time-limit 30] [--skus a,b,...] [--workers 2] [--sla-only]
+        [--rented-power provider|facility]
 
 The sweep (grid, 5 x 5 x 4 = 100 points) varies what a capacity review varies:
   tpot_ms       5 targets around the demand's own (all workloads)
@@ -77,14 +78,19 @@ def main() -> None:
     ap.add_argument("--skus", default=None, help="comma-separated allowed SKUs (default: all)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--sla-only", action="store_true")
+    ap.add_argument("--rented-power", choices=["provider", "facility"], default="provider",
+                    help="facility: rented chips count against the power budget, which then "
+                    "leaves demand unserved at the tight points (the hard ones)")  # fmt: skip
     args = ap.parse_args()
     catalog = load_catalog()
     sc = Scenario(solver_profile=args.profile, time_limit_s=args.time_limit,
-                  allowed_skus=args.skus.split(",") if args.skus else None)  # fmt: skip
+                  allowed_skus=args.skus.split(",") if args.skus else None,
+                  rented_power=args.rented_power)  # fmt: skip
     t_plan, t_solve, peak = one_plan(args.demand, sc, catalog)
     specs = specs_for(args.demand, sc, catalog, peak, args.sla_only)
     print(
-        f"demand {args.demand}, profile {args.profile}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}"
+        f"demand {args.demand}, profile {args.profile}, rented_power {args.rented_power}, "
+        f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}"
     )
     print(
         f"one planner-plan run (warm): {t_plan:.2f} s; one candidates+build+solve: {t_solve:.2f} s"
