@@ -172,7 +172,9 @@ class Plan:
         }
         tables = {name: _nan_from_none(t) for name, t in tables.items()}
         raw.pop("tables")
-        raw["settings"] = Settings.model_validate(raw["settings"])
+        # Plans saved before rented_power existed were solved with rented chips drawing
+        # facility power; reading them as today's default would fail their verification.
+        raw["settings"] = Settings.model_validate({"rented_power": "facility", **raw["settings"]})
         return cls(**raw, **tables)
 
     @classmethod

@@ -131,6 +131,17 @@ def test_json_round_trip_is_exact() -> None:
     json.loads(plan.to_json())  # strict JSON: no NaN literals
 
 
+def test_a_plan_saved_before_rented_power_reads_as_facility() -> None:
+    """Plans written before the setting existed were solved with rented chips drawing
+    facility power: that is how they must read back (a new plan keeps its own setting)."""
+    plan = solve_plan(mixed(), EXACT)
+    assert plan.settings.rented_power == "provider"
+    raw = json.loads(plan.to_json())
+    assert Plan.from_dict(raw).settings.rented_power == "provider"
+    del raw["settings"]["rented_power"]
+    assert Plan.from_dict(raw).settings.rented_power == "facility"
+
+
 def test_json_round_trip_keeps_inputs_and_nan() -> None:
     plan = solve_plan(micro(power_budget_mw=1.0, relax_instances=True), EXACT)
     plan = plan.with_inputs({"demand_source": "x.csv", "rows": [{"a": 1}]})
