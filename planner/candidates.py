@@ -885,12 +885,9 @@ def prune_dominated(table: pd.DataFrame) -> pd.DataFrame:
 def chip_hour_usd(skus: pd.DataFrame, settings: Settings) -> dict[str, float]:
     """Per SKU, per chip-hour: the cheaper of straight-line capex plus the chip's energy and
     hosting, and rent (plus energy and hosting too when rented chips draw facility power)."""
-    usd_per_w = (
-        settings.pue * settings.electricity_usd_per_kwh + settings.hosting_usd_per_kw_month / 730.0
-    ) / 1000.0
     out = {}
     for sku, row in skus.iterrows():
-        running = float(row["all_in_w_per_chip"]) * usd_per_w
+        running = float(row["all_in_w_per_chip"]) * settings.running_usd_per_w_hour
         options = []
         if pd.notna(row["unit_price_usd"]):
             hours = row["lifetime_periods"] * row["period_hours"]

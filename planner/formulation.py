@@ -58,11 +58,10 @@ import pandas as pd
 from pyomo.core.expr.numeric_expr import LinearExpression
 
 from planner.errors import InputProblem, PlannerInputError
-from planner.model_data import PlanningData, Settings
+from planner.model_data import HOURS_PER_MONTH, PlanningData, Settings
 from planner.pyomo_env import pyo
 
 PHASES: tuple[str, ...] = ("prefill", "decode")
-HOURS_PER_MONTH = 730.0
 # The unserved penalty is at least this many times the dearest real cost of serving one
 # request/s of any workload (buying or renting everything one instance needs for it,
 # plus its energy and hosting over the whole horizon).
@@ -550,12 +549,9 @@ def _penalty_and_tie_break(
     rent = chips * hw["rent_usd_per_chip_hour"].fillna(0.0) * total_hours
     hw_usd = hw.assign(usd=np.maximum(buy, rent)).groupby(keys, sort=False)["usd"].sum()
     power_w = per["candidate"].map(data.candidates["power_w"]).to_numpy(float)
-    kw = per["n1"].to_numpy() * power_w * st.pue / 1e3
-    running = (
-        kw
-        * total_hours
-        * (st.electricity_usd_per_kwh + st.hosting_usd_per_kw_month / HOURS_PER_MONTH)
-    )
+    it_w = per["n1"].to_numpy() * power_w
+    kw = it_w * st.pue / 1e3
+    running = it_w * total_hours * st.running_usd_per_w_hour
     per = per.assign(
         mw=kw / 1e3,
         usd=running + hw_usd.reindex(pd.MultiIndex.from_frame(per[keys])).fillna(0.0).to_numpy(),

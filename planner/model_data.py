@@ -32,6 +32,7 @@ from typing import Literal
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+HOURS_PER_MONTH = 730.0  # hosting is priced per kW-month
 Objective = Literal["cost", "power"]
 RentedPower = Literal["provider", "facility"]
 CostBasis = Literal["horizon", "amortized"]
@@ -69,6 +70,13 @@ class Settings(BaseModel):
     peak_power_cap_mw: float | None = Field(default=None, gt=0)
     # Relax integer instance counts (speed option); purchases stay integer.
     relax_instances: bool = False
+
+    @property
+    def running_usd_per_w_hour(self) -> float:
+        """Energy and hosting per watt of IT power in use per hour, at the peak rate: both
+        are charged on facility power (IT x PUE), as the formulation charges them."""
+        per_kw = self.electricity_usd_per_kwh + self.hosting_usd_per_kw_month / HOURS_PER_MONTH
+        return self.pue * per_kw / 1000.0
 
 
 @dataclass(frozen=True)

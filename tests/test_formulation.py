@@ -126,6 +126,20 @@ def test_buy_versus_rent_crossover(
         assert mw.to_numpy() == pytest.approx([watts * 1.3 / 1e6] * n_periods)
 
 
+def test_running_cost_per_watt_is_what_the_model_charges() -> None:
+    """The pruning's and penalty's running cost per watt-hour (Settings) equals energy +
+    hosting on facility power as the formulation charges them: one owned 4 kW instance for
+    one 730 h period at load factor 1."""
+    from planner.model_data import Settings
+
+    assert Settings().running_usd_per_w_hour * 730 == pytest.approx(RUN_USD_PER_W, rel=1e-12)
+    data = make_data(skus=one_sku(), candidates=[candidate("c", units={"g": 8},
+                     rates=both("w", 10, 10), power_w=4_000)], demand={"w": 1})  # fmt: skip
+    plan = solve_plan(data, "exact")
+    charged = float(plan.costs[["energy_usd", "hosting_usd"]].sum().sum())
+    assert charged == pytest.approx(4_000 * 730 * Settings().running_usd_per_w_hour, rel=1e-9)
+
+
 def test_provider_powered_rentals_do_not_count_against_the_power_budget() -> None:
     """A 0.002 MW budget powers no 4 kW instance (5.2 MW x 1e-3 with PUE 1.3): with the
     provider powering rented chips the demand is served on rented chips; with rented racks
