@@ -59,15 +59,15 @@ def solve_plan(data: PlanningData, profile: SolverProfile | str = "default") -> 
 # --------------------------------------------------------------------------------------
 
 
+def _rounded_off(x: float | None, tol: float = 1e-9) -> float:
+    """0 for solver noise around zero (and no value): an expression that nets chips against
+    each other (facility power less provider-powered rentals) lands at -1e-12, which
+    prints as -0."""
+    return 0.0 if x is None or abs(x) < tol else float(x)
+
+
 def _val(v: Any) -> float:
-    x = v.value
-    return 0.0 if x is None or abs(x) < 1e-9 else float(x)
-
-
-def _rounded_off(x: float, tol: float) -> float:
-    """0 for solver noise around zero: an expression that nets chips against each other
-    (facility power less provider-powered rentals) lands at -1e-12, which prints as -0."""
-    return 0.0 if abs(x) < tol else x
+    return _rounded_off(v.value)
 
 
 def _values(var: Any) -> list[tuple[Any, float]]:
@@ -90,21 +90,19 @@ def _tables(m: pyo.ConcreteModel, data: PlanningData, s: ModelSets) -> dict[str,
             [(w, t, u, u / s.demand_wt[(w, t)]) for (w, t), u in _values(m.v_unserved) if u > TOL],
         ),
         "costs": _costs(m, s),
-        "power": schema_table(
-            "power",
-            [
-                (
-                    t,
-                    _rounded_off(pyo.value(m.e_power_mw[t]), 1e-9) / s.settings.pue,
-                    _rounded_off(pyo.value(m.e_power_mw[t]), 1e-9),
-                    math.nan if s.settings.power_budget_mw is None else s.settings.power_budget_mw,
-                )
-                for t in s.periods
-            ],
-        ),
+        "power": _power(m, s),
         "utilization": _utilization(m, s, counts),
         "rounding": _rounding(s, instances),
     }
+
+
+def _power(m: pyo.ConcreteModel, s: ModelSets) -> pd.DataFrame:
+    budget = s.settings.power_budget_mw
+    rows = []
+    for t in s.periods:
+        mw = _rounded_off(pyo.value(m.e_power_mw[t]))
+        rows.append((t, mw / s.settings.pue, mw, math.nan if budget is None else budget))
+    return schema_table("power", rows)
 
 
 def _purchases(m: pyo.ConcreteModel, s: ModelSets) -> pd.DataFrame:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -197,6 +198,8 @@ def test_planner_plan_with_no_arguments(tmp_path: Path, monkeypatch: pytest.Monk
     res = CliRunner().invoke(app, ["plan"])
     assert res.exit_code == 0, res.output
     assert "verify: passed" in res.output
+    # The default forecast rents chips; their provider powers them, and the output says so.
+    assert "facility MW leaves out rented chips" in " ".join(res.output.split())
     (out,) = list((tmp_path / "reports" / "out").iterdir())
     plan = json.loads((out / "plan.json").read_text())
     assert plan["status"] in ("optimal", "feasible_at_limit")
@@ -232,6 +235,16 @@ def test_plan_exit_3_when_unserved(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["plan", str(write_demand(tmp_path, rows)), "--no-write"])
     assert res.exit_code == 3, res.output
     assert "impossible" in res.output and "best TPOT" in res.output
+
+
+def test_rented_racks_in_the_facility_get_no_provider_note(tmp_path: Path) -> None:
+    sc = tmp_path / "s.yaml"
+    sc.write_text("rented_power: facility\nallowed_skus: [h100-sxm, b200]\n")
+    demand = write_demand(tmp_path, small_rows())
+    res = CliRunner().invoke(app, ["plan", str(demand), "--scenario", str(sc), "--no-write"])
+    assert res.exit_code == 0, res.output
+    assert re.search(r"rent \d", res.output)  # the small forecast is rented either way
+    assert "facility MW leaves out rented chips" not in " ".join(res.output.split())
 
 
 def test_scenario_yaml_typo_gets_did_you_mean(tmp_path: Path) -> None:

@@ -146,7 +146,8 @@ def _infeasible(cfg: ServingConfig, precision: str, reason: str) -> PerfResult:
     nan = float("nan")
     return PerfResult(
         feasible=False, reason=reason, config=cfg, precision=precision, batch=0,
-        prefill_ms=nan, kv_transfer_ms=nan, request_overhead_ms=nan, ttft_ms=nan, decode_step_ms=nan, prefill_stall_ms=nan,
+        prefill_ms=nan, kv_transfer_ms=nan, request_overhead_ms=nan, ttft_ms=nan,
+        decode_step_ms=nan, prefill_stall_ms=nan,
         tokens_per_s_per_user=0.0, tokens_per_s=0.0, decode_requests_per_s=0.0,
         prefill_requests_per_s=None, admissible_prefill_utilization=None, tokens_per_step=1.0,
         units={}, units_by_role={}, power_w=0.0, parallelism={}, breakdown=[], memory=[], uncalibrated=[],
