@@ -77,8 +77,9 @@ class CandidateOptions(BaseModel):
     spec_draft_tokens: list[int] = Field(default_factory=lambda: [3])
     afd_microbatches: list[int] = Field(default_factory=lambda: [1, 2, 3])
     prune_dominated: bool = True
-    # Keep only the cost-power frontier per workload (see prune_to_frontier). Exact up to
-    # integer rounding of instances; off = every SLA-feasible candidate reaches the MIP.
+    # Keep only the cost-power frontier per workload (see prune_to_frontier: a heuristic
+    # that ignores whole instances); off = every SLA-feasible candidate not dominated
+    # chip for chip (prune_dominated, exact) reaches the MIP.
     prune_frontier: bool = True
 
 
@@ -882,16 +883,30 @@ def prune_dominated(table: pd.DataFrame) -> pd.DataFrame:
     return table[~gone[rm.codes]].reset_index(drop=True)
 
 
-def chip_hour_usd(skus: pd.DataFrame, settings: Settings) -> dict[str, float]:
-    """Per SKU, per chip-hour: the cheaper of straight-line capex plus the chip's energy and
-    hosting, and rent (plus energy and hosting too when rented chips draw facility power)."""
+def chip_hour_usd(skus: pd.DataFrame, settings: Settings, n_periods: int) -> dict[str, float]:
+    """Per SKU, per chip-hour: the cheaper of owning (capex plus the chip's energy and
+    hosting) and renting (plus energy and hosting too when rented chips draw facility
+    power), as the objective charges them over a horizon of `n_periods` periods.
+
+    Owning: with cost_basis "amortized" the objective charges price / lifetime per hour
+    owned, so that is the rate. With "horizon" it charges the whole price when bought, so
+    the rate is the price spread over the hours a chip bought as early as it can be (first
+    period + lead time) is usable before the horizon ends or it retires: the cheapest an
+    owned chip-hour gets in this plan. (Spreading it over the lifetime, as before, made a
+    chip bought for the last quarters of a short horizon look 3-20x cheaper than the plan
+    pays, and pruned rented candidates that were cheaper.) No owning where no chip can be
+    usable within the horizon."""
     out = {}
     for sku, row in skus.iterrows():
         running = float(row["all_in_w_per_chip"]) * settings.running_usd_per_w_hour
         options = []
         if pd.notna(row["unit_price_usd"]):
-            hours = row["lifetime_periods"] * row["period_hours"]
-            options.append(row["unit_price_usd"] / row["chips_per_unit"] / hours + running)
+            life = int(row["lifetime_periods"])
+            start = int(row["first_buy_period"]) + int(row["lead_periods"])
+            owned = life if settings.cost_basis == "amortized" else min(life, n_periods - start)
+            if owned > 0:
+                per_chip = row["unit_price_usd"] / row["chips_per_unit"]
+                options.append(per_chip / (owned * row["period_hours"]) + running)
         if pd.notna(row["rent_usd_per_chip_hour"]) and settings.allow_rent:
             paid_here = running if settings.rented_power == "facility" else 0.0
             options.append(row["rent_usd_per_chip_hour"] + paid_here)
@@ -941,16 +956,23 @@ def _frontier_keep(
     return keep
 
 
-def prune_to_frontier(table: pd.DataFrame, skus: pd.DataFrame, settings: Settings) -> pd.DataFrame:
+def prune_to_frontier(
+    table: pd.DataFrame, skus: pd.DataFrame, settings: Settings, n_periods: int
+) -> pd.DataFrame:
     """Keep, per phase scope, the candidates on the cost-power frontier of their workloads.
 
     Candidate B is dropped when some A of the same scope (colocated instances together,
     prefill pools together, decode pools of any topology together) can be in the fleet no
     later than B, and for every (workload, phase) B serves, A serves it at no higher cost
     per request/s and no higher power per request/s, strictly better on one count. Any
-    load B carries, A carries for less money and less power. What this ignores is integer
-    rounding (A's instances may be larger) and budgets that favour one kind of spending;
-    `--exhaustive` turns it off.
+    load B carries, A carries for less money and less power (money at `chip_hour_usd`).
+
+    A heuristic, not an exact reduction: it ignores whole instances (A's may be larger,
+    and where a workload needs only a few instances a smaller candidate that is dearer per
+    request/s makes the cheaper plan), purchase units, an existing fleet and budgets that
+    favour one kind of spending. On small fleets that costs real money: see
+    benchmarks/pruning_loss.py and the README. `--exhaustive` (scenario `exhaustive:
+    true`) turns it off, at the price of a larger, slower MIP.
     """
     if table.empty:
         return table
@@ -960,7 +982,7 @@ def prune_to_frontier(table: pd.DataFrame, skus: pd.DataFrame, settings: Setting
     scope = np.array([t if t in ("colocated", "prefill") else "decode" for t in topo])
     # Ranking cost of one instance-hour: its chips at capex-or-rent, with energy and hosting
     # where we pay them (chip_hour_usd).
-    chip_usd, usable = chip_hour_usd(skus, settings), first_usable(skus, settings)
+    chip_usd, usable = chip_hour_usd(skus, settings, n_periods), first_usable(skus, settings)
     cost_h = np.array([sum(n * chip_usd[k] for k, n in u.items()) for u in units_of])
     avail = np.array([max(usable[k] for k in u) for u in units_of])
     served = rm.served
@@ -1081,7 +1103,7 @@ def build_candidates(
     if len(table) and opts.prune_dominated:
         table = prune_dominated(table)
     if len(table) and opts.prune_frontier:
-        table = prune_to_frontier(table, sku_all, settings)
+        table = prune_to_frontier(table, sku_all, settings, len(periods))
     best_df = _best_reachable(best)
     used = {s for u in table["units"] for s in u} if len(table) else set()
     if existing is not None and len(existing):

@@ -76,6 +76,13 @@ def print_plan(run: Any, out_dir: Path | None) -> None:
         f"objective {run.plan.settings.objective}, {inputs.candidate_pairs:,} candidate pairs",
         highlight=False,
     )
+    if plan.status in ("optimal", "feasible_at_limit") and not inputs.scenario.get("exhaustive"):
+        out.print(
+            "[dim]status among the candidates kept by frontier pruning, which ignores whole "
+            "instances: where workloads need few instances each, --exhaustive (slower) can "
+            "find a cheaper plan[/]",
+            highlight=False,
+        )
     if not plan.purchases.empty or not plan.rentals.empty:
         t = Table(title="What to buy (units) and rent (chips) per period")
         periods = [p["period"] for p in inputs.periods]
@@ -211,6 +218,7 @@ def register(app: typer.Typer) -> None:
         no_write: Annotated[bool, Opt("--no-write", help="print only; write no files")] = False,
         no_report: Annotated[bool, Opt("--no-report", help="write no HTML/Markdown/XLSX report")] = False,
         compare: Annotated[bool, Opt("--compare/--no-compare", help="also solve best single-SKU and GPU-only fleets")] = True,
+        exhaustive: Annotated[bool, Opt("--exhaustive", help="no cost-power frontier pruning of candidates: slower, can be cheaper on small fleets")] = False,
     ) -> None:  # fmt: skip
         """Plan what to buy per period and where each workload's phases run."""
         from planner.cli import _check_format, guarded, print_json
@@ -230,6 +238,7 @@ def register(app: typer.Typer) -> None:
                 "objective": objective, "power_budget_mw": power_budget_mw, "capex_budget_usd": capex_budget_usd,
                 "pue": pue, "electricity_usd_per_kwh": electricity_usd_per_kwh, "cost_basis": cost_basis,
                 "solver_profile": solver_profile, "time_limit_s": time_limit,
+                "exhaustive": exhaustive or None,
             })  # fmt: skip
             if pareto:
                 return _run_pareto(path, sc, pareto, out_dir, fmt, no_write, trace_pareto)

@@ -139,7 +139,7 @@ def prepare(
     allowed = sc.allowed_skus if sc.allowed_skus is not None else sorted(catalog.hardware)
     allowed = [s for s in allowed if s not in set(sc.exclude_skus)]
     opts = CandidateOptions(
-        allowed_skus=allowed, spec_acceptance=sc.spec_acceptance,
+        allowed_skus=allowed, spec_acceptance=sc.spec_acceptance, prune_frontier=not sc.exhaustive,
         **({"topologies": sc.topologies} if sc.topologies else {}),
     )  # fmt: skip
     existing = _existing(sc, list(demand.periods.index), source)

@@ -54,6 +54,11 @@ class Scenario(BaseModel):
     horizon: list[str] | None = None  # [first, last] period to plan; None = all in demand
     topologies: list[str] | None = None
     spec_acceptance: float = Field(default=0.7, ge=0, le=1)
+    # Off by default: candidates off the cost-power frontier are pruned before the MIP
+    # (candidates.prune_to_frontier), a heuristic that ignores whole instances. True keeps
+    # every candidate not dominated chip for chip: a larger, slower MIP that can find a
+    # cheaper plan where workloads need only a few instances each.
+    exhaustive: bool = False
     solver_profile: str = "default"
     time_limit_s: float | None = Field(default=None, gt=0)
     relax_instances: bool = False

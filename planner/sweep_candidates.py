@@ -57,7 +57,7 @@ def candidate_options(sc: Scenario, catalog: Catalog) -> CandidateOptions:
     allowed = sc.allowed_skus if sc.allowed_skus is not None else sorted(catalog.hardware)
     allowed = [s for s in allowed if s not in set(sc.exclude_skus)]
     return CandidateOptions(
-        allowed_skus=allowed, spec_acceptance=sc.spec_acceptance,
+        allowed_skus=allowed, spec_acceptance=sc.spec_acceptance, prune_frontier=not sc.exhaustive,
         **({"topologies": sc.topologies} if sc.topologies else {}),
     )  # fmt: skip
 
@@ -91,6 +91,7 @@ class CandidateTables:
         self.opts = candidate_options(sc, catalog)
         self.names = list(demand.workloads.index)
         periods, _ = demand.to_planning_tables()
+        self.n_periods = len(periods)
         sku_all = sku_table(catalog, usable_skus(catalog, self.opts.allowed_skus), periods)
         for sku, cap in sc.supply_cap_units_per_period.items():  # as planning.prepare
             if sku in sku_all.index:
@@ -119,7 +120,7 @@ class CandidateTables:
             skus, settings = with_economics(self.sku_all, self.settings, key.economics)
             t = self._pruned_dominated(key.sla)
             if len(t) and self.opts.prune_frontier:
-                t = prune_to_frontier(t, skus, settings)
+                t = prune_to_frontier(t, skus, settings, self.n_periods)
             self._tables[key] = t.reset_index(drop=True)
         return self._tables[key]
 

@@ -136,7 +136,7 @@ def test_frontier_keeps_the_cheapest_and_the_leanest_per_workload(default_set) -
     full = build_candidates(CATALOG, d, options=CandidateOptions(prune_frontier=False))
     assert pruned.table["candidate"].nunique() < full.table["candidate"].nunique()
     settings = full.data.settings
-    chip_usd = chip_hour_usd(full.data.skus, settings)  # energy and hosting included
+    chip_usd = chip_hour_usd(full.data.skus, settings, len(full.data.periods))  # with running
     t = full.table.assign(
         usd_per_rps=[
             sum(n * chip_usd[k] for k, n in u.items()) / r

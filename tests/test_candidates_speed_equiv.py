@@ -98,10 +98,10 @@ def reference_prune_dominated(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def reference_prune_to_frontier(
-    table: pd.DataFrame, skus: pd.DataFrame, settings: Settings
+    table: pd.DataFrame, skus: pd.DataFrame, settings: Settings, n_periods: int
 ) -> pd.DataFrame:
     first = table.drop_duplicates("candidate").set_index("candidate")
-    chip_usd, usable = chip_hour_usd(skus, settings), first_usable(skus, settings)
+    chip_usd, usable = chip_hour_usd(skus, settings, n_periods), first_usable(skus, settings)
     cost_h = {
         c: sum(n * chip_usd[k] for k, n in u.items())
         for c, u in zip(first.index, first["units"], strict=True)
@@ -158,14 +158,17 @@ def test_prune_dominated_matches_the_loop(full_table: pd.DataFrame) -> None:
         pd.testing.assert_frame_equal(prune_dominated(t), reference_prune_dominated(t))
 
 
-@pytest.mark.parametrize("allow_rent", [True, False])
+@pytest.mark.parametrize(
+    ("allow_rent", "n_periods"), [(True, 6), (False, 6), (True, 1)]
+)  # 1: a horizon shorter than every lead time but rentals'
 def test_prune_to_frontier_matches_the_loop(
-    full_table: pd.DataFrame, skus: pd.DataFrame, allow_rent: bool
+    full_table: pd.DataFrame, skus: pd.DataFrame, allow_rent: bool, n_periods: int
 ) -> None:
     settings = Settings(allow_rent=allow_rent)
     for t in pieces(prune_dominated(full_table))[:2]:
         pd.testing.assert_frame_equal(
-            prune_to_frontier(t, skus, settings), reference_prune_to_frontier(t, skus, settings)
+            prune_to_frontier(t, skus, settings, n_periods),
+            reference_prune_to_frontier(t, skus, settings, n_periods),
         )
 
 
