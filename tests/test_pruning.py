@@ -102,3 +102,15 @@ def test_cli_exhaustive_flag_reaches_the_scenario(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     assert "--exhaustive" in res.output  # the note on what the status holds among
+
+
+def test_sweep_honours_exhaustive(both_ways) -> None:
+    from planner.sweep import SweepRequest, parse_axes, run_sweep
+
+    pruned, full = both_ways
+    axes = tuple(parse_axes(["demand_scale=0.5,1"]))
+    for sc, run in ((Scenario(**SMALL, exhaustive=True), full), (Scenario(**SMALL), pruned)):
+        t = run_sweep(SweepRequest(VOICE, sc, axes)).table
+        row = t[t["demand_scale"] == 1].iloc[0]
+        assert row["status"] == "optimal"
+        assert row["total_cost_usd"] == pytest.approx(run.plan.objective, rel=2e-3)
