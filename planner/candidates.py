@@ -902,8 +902,10 @@ def chip_hour_usd(skus: pd.DataFrame, settings: Settings, n_periods: int) -> dic
         options = []
         if pd.notna(row["unit_price_usd"]):
             life = int(row["lifetime_periods"])
-            start = int(row["first_buy_period"]) + int(row["lead_periods"])
-            owned = life if settings.cost_basis == "amortized" else min(life, n_periods - start)
+            owned = (
+                life if settings.cost_basis == "amortized"
+                else min(life, n_periods - _first_owned_period(row))
+            )  # fmt: skip
             if owned > 0:
                 per_chip = row["unit_price_usd"] / row["chips_per_unit"]
                 options.append(per_chip / (owned * row["period_hours"]) + running)
@@ -914,13 +916,19 @@ def chip_hour_usd(skus: pd.DataFrame, settings: Settings, n_periods: int) -> dic
     return out
 
 
+def _first_owned_period(row: pd.Series) -> int:
+    """The first period a chip of this SKU can be owned and in service: bought in its first
+    period, delivered after the lead time."""
+    return int(row["first_buy_period"]) + int(row["lead_periods"])
+
+
 def first_usable(skus: pd.DataFrame, settings: Settings) -> dict[str, int]:
     """Per SKU: the first period it can be in the fleet (bought + lead time, or rented)."""
     out = {}
     for sku, row in skus.iterrows():
         ways = []
         if pd.notna(row["unit_price_usd"]):
-            ways.append(int(row["first_buy_period"]) + int(row["lead_periods"]))
+            ways.append(_first_owned_period(row))
         if pd.notna(row["rent_usd_per_chip_hour"]) and settings.allow_rent:
             ways.append(int(row["first_rent_period"]))
         out[str(sku)] = min(ways) if ways else 10**6
