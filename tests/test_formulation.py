@@ -13,6 +13,7 @@ import math
 import pyomo.environ as pyo
 import pytest
 from helpers_planning import both, candidate, make_data, sku
+from pyomo.repn.standard_repn import generate_standard_repn
 
 from planner.errors import PlannerInputError
 from planner.formulation import build_model, model_size
@@ -166,7 +167,11 @@ def test_hand_made_candidates_must_draw_their_rented_chips_watts() -> None:
     with pytest.raises(ValueError, match="candidate c: power_w 4000 W is below the 8000 W"):
         build_model(make_data(skus=skus, candidates=[cand], demand={"w": 1}))
     data = make_data(skus=skus, candidates=[cand], demand={"w": 1}, rented_power="facility")
-    assert build_model(data) is not None  # rented racks in our hall: power as given
+    m = build_model(data)  # rented racks in our hall: power as given, rentals not netted
+    t = data.period_names[0]
+    repn = generate_standard_repn(m.e_power_mw[t], compute_values=True)
+    coef = {v.name: c for v, c in zip(repn.linear_vars, repn.linear_coefs, strict=True)}
+    assert coef == {f"v_instances[c,{t}]": pytest.approx(4_000 * data.settings.pue / 1e6)}
 
 
 def test_lead_time_leaves_first_period_unserved() -> None:
