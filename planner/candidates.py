@@ -25,7 +25,7 @@ import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import pandas as pd
@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from planner.catalog import Catalog, Hardware, ModelSpec
 from planner.demand import Demand
-from planner.model_data import PlanningData, Settings
+from planner.model_data import SPEC_DRAFT_TOKENS, DraftLengths, PlanningData, Settings
 from planner.perf import queueing
 from planner.perf.comm import afd_crossings_ms, kv_transfer_ms
 from planner.perf.memory import chips_for_weights, max_batch
@@ -56,6 +56,9 @@ from planner.perf.specs import (
 )
 from planner.perf.topology import SRAM_HEADROOM, Group
 
+if TYPE_CHECKING:
+    from planner.scenario import Scenario
+
 BATCH_GRID = np.array(
     [1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024], dtype=float
 )
@@ -72,15 +75,36 @@ class CandidateOptions(BaseModel):
     )
     tp_options: list[int] = Field(default_factory=lambda: [1, 2, 4, 8, 16, 32, 64, 72])
     # Speculative decoding: per-token acceptance of the draft (an estimate: EAGLE-class
-    # heads report 0.6-0.8 on chat data) and draft length.
+    # heads report 0.6-0.8 on chat data) and the draft lengths k to try. Every k is a
+    # candidate of its own (a server runs one k); on the same chips the k with the best
+    # rate dominates the others exactly (prune_dominated), so the MIP sees only the best
+    # k per workload. Short drafts win when the verify step is compute-bound (big
+    # batches), long ones when it is bandwidth-bound.
     spec_acceptance: float = Field(default=0.7, ge=0, le=1)
-    spec_draft_tokens: list[int] = Field(default_factory=lambda: [3])
+    spec_draft_tokens: DraftLengths = Field(default_factory=lambda: list(SPEC_DRAFT_TOKENS))
     afd_microbatches: list[int] = Field(default_factory=lambda: [1, 2, 3])
     prune_dominated: bool = True
     # Keep only the cost-power frontier per workload (see prune_to_frontier: a heuristic
     # that ignores whole instances); off = every SLA-feasible candidate not dominated
     # chip for chip (prune_dominated, exact) reaches the MIP.
     prune_frontier: bool = True
+    # With prune_frontier: keep also, per workload and period, the candidates that carry
+    # its load in whole instances most cheaply (cover_candidates; scenario pruning "cover").
+    keep_covers: bool = False
+
+
+def candidate_options(sc: Scenario, catalog: Catalog) -> CandidateOptions:
+    """What to enumerate for a scenario (`planner plan` and every sweep point alike)."""
+    allowed = sc.allowed_skus if sc.allowed_skus is not None else sorted(catalog.hardware)
+    allowed = [s for s in allowed if s not in set(sc.exclude_skus)]
+    return CandidateOptions(
+        allowed_skus=allowed,
+        spec_acceptance=sc.spec_acceptance,
+        spec_draft_tokens=sc.spec_draft_tokens,
+        prune_frontier=sc.pruning_mode != "none",
+        keep_covers=sc.pruning_mode == "cover",
+        **({"topologies": sc.topologies} if sc.topologies else {}),
+    )
 
 
 @dataclass(frozen=True)
@@ -1011,6 +1035,84 @@ def prune_to_frontier(
     return table[keep[rm.codes]].reset_index(drop=True)
 
 
+def prune_frontier_keeping_covers(
+    table: pd.DataFrame, skus: pd.DataFrame, settings: Settings, periods: list[str],
+    demand: pd.DataFrame | None,
+) -> pd.DataFrame:  # fmt: skip
+    """prune_to_frontier, keeping also the cover_candidates of `demand` (None: none)."""
+    kept = prune_to_frontier(table, skus, settings, len(periods))
+    if demand is None or table.empty:
+        return kept
+    names = set(kept["candidate"]) | cover_candidates(table, skus, settings, periods, demand)
+    return table[table["candidate"].isin(names).to_numpy()].reset_index(drop=True)
+
+
+def cover_candidates(
+    table: pd.DataFrame, skus: pd.DataFrame, settings: Settings, periods: list[str],
+    demand: pd.DataFrame,
+) -> set[str]:  # fmt: skip
+    """Candidates that serve some workload's load in whole instances most cheaply.
+
+    What the frontier pruning misses: where a workload needs only a few instances, a
+    smaller candidate that is dearer per request/s can be the cheaper fleet (six small
+    instances against six big ones). So per scope (as prune_to_frontier), workload, phase
+    (colocated: both) and period with demand, among the candidates whose chips can be in
+    the fleet by then, this keeps the one that carries the period's whole load with the
+    fewest dollars in whole instances of one kind (at `chip_hour_usd`, instances filled to
+    util_max), and the one that carries what is left over after whole instances of the
+    cheapest-per-request/s candidate; and the same two for watts. At most four
+    candidates per (workload, phase, period), so the MIP stays small; still a heuristic:
+    mixes of three or more kinds are not looked at.
+
+    `demand`: planning-table demand (workload, period, requests_per_s)."""
+    if table.empty:
+        return set()
+    chip_usd, usable = chip_hour_usd(skus, settings, len(periods)), first_usable(skus, settings)
+    first = table.drop_duplicates("candidate")
+    cost_h = {
+        c: sum(n * chip_usd[k] for k, n in u.items())
+        for c, u in zip(first["candidate"], first["units"], strict=True)
+    }
+    avail = {
+        c: max(usable[k] for k in u)
+        for c, u in zip(first["candidate"], first["units"], strict=True)
+    }
+    topo = table["topology"].to_numpy(dtype=object)
+    colocated = topo == "colocated"
+    rows = pd.DataFrame(
+        {
+            "candidate": table["candidate"].to_numpy(dtype=object),
+            "workload": table["workload"].to_numpy(dtype=object),
+            # A colocated instance carries both phases of a request: its busy time adds up.
+            "phase": np.where(colocated, "both", table["phase"].to_numpy(dtype=object)),
+            "scope": np.where(np.isin(topo, ["colocated", "prefill"]), topo, "decode"),
+            "s_per_req": 1.0 / table["rate_rps"].to_numpy(dtype=float),
+            "power_w": table["power_w"].to_numpy(dtype=float),
+        }
+    )
+    per = rows.groupby(["candidate", "workload", "phase"], sort=False, as_index=False).agg(
+        scope=("scope", "first"), s_per_req=("s_per_req", "sum"), power_w=("power_w", "first")
+    )
+    per["cap_rps"] = settings.util_max / per["s_per_req"]
+    per["usd_h"] = per["candidate"].map(cost_h)
+    pos = {t: i for i, t in enumerate(periods)}
+    load = demand.loc[demand["requests_per_s"] > 0, ["workload", "period", "requests_per_s"]]
+    x = per.merge(load, on="workload")
+    x = x[x["candidate"].map(avail).to_numpy() <= x["period"].map(pos).to_numpy()]
+    keep: set[str] = set()
+    for _, grp in x.groupby(["scope", "workload", "phase", "period"], sort=False):
+        names = grp["candidate"].to_numpy(dtype=object)
+        need = float(grp["requests_per_s"].iloc[0])
+        cap = grp["cap_rps"].to_numpy()
+        for price in (grp["usd_h"].to_numpy(), grp["power_w"].to_numpy()):
+            keep.add(names[int(np.argmin(np.ceil(need / cap - 1e-9) * price))])
+            best = int(np.argmin(price / cap))
+            left = need - np.floor(need / cap[best] + 1e-12) * cap[best]
+            if left > 1e-9 * need:
+                keep.add(names[int(np.argmin(np.ceil(left / cap - 1e-9) * price))])
+    return keep
+
+
 # --------------------------------------------------------------------------------------
 # SKU table and the hand-over
 # --------------------------------------------------------------------------------------
@@ -1111,7 +1213,9 @@ def build_candidates(
     if len(table) and opts.prune_dominated:
         table = prune_dominated(table)
     if len(table) and opts.prune_frontier:
-        table = prune_to_frontier(table, sku_all, settings, len(periods))
+        table = prune_frontier_keeping_covers(
+            table, sku_all, settings, list(periods.index), demand_df if opts.keep_covers else None
+        )
     best_df = _best_reachable(best)
     used = {s for u in table["units"] for s in u} if len(table) else set()
     if existing is not None and len(existing):

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from planner.errors import InputProblem, PlannerInputError
+from planner.errors import InputProblem, PlannerInputError, named_in
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_UNSERVED, EXIT_NO_SOLUTION, EXIT_VERIFY = 0, 2, 3, 4, 5
 Opt = typer.Option
@@ -32,12 +32,17 @@ def _scenario(
         except Exception as exc:  # pydantic ValidationError -> the flag and the value
             errs = getattr(exc, "errors", lambda: [])()
             raise PlannerInputError([
-                InputProblem(f"--{str(e['loc'][0]).replace('_', '-')}", "", e.get("input"), e["msg"]) for e in errs
+                InputProblem(_flag(e["loc"]), "", named_in(e["msg"], e.get("input")), e["msg"]) for e in errs
             ]) from None  # fmt: skip
     path = demand or (Path(sc.demand) if sc.demand else data_dir("demand") / "default.csv")
     if not path.is_file():
         raise PlannerInputError([InputProblem(str(path), "", "missing", "an existing demand CSV")])
     return path, sc
+
+
+def _flag(loc: tuple) -> str:
+    """The flag a validation error is about ("flags" where it is about two of them)."""
+    return f"--{str(loc[0]).replace('_', '-')}" if loc else "flags"
 
 
 def new_out_dir(base: Path | None, name: str) -> Path:
@@ -76,11 +81,14 @@ def print_plan(run: Any, out_dir: Path | None) -> None:
         f"objective {run.plan.settings.objective}, {inputs.candidate_pairs:,} candidate pairs",
         highlight=False,
     )
-    if plan.status in ("optimal", "feasible_at_limit") and not inputs.scenario.get("exhaustive"):
+    from planner.scenario import pruning_mode
+
+    pruning = pruning_mode(inputs.scenario)
+    if plan.status in ("optimal", "feasible_at_limit") and pruning != "none":
+        better = "--pruning cover or --exhaustive" if pruning == "frontier" else "--exhaustive"
         out.print(
-            "[dim]status among the candidates kept by frontier pruning, which ignores whole "
-            "instances: where workloads need few instances each, --exhaustive (slower) can "
-            "find a cheaper plan[/]",
+            f"[dim]status among the candidates kept by {pruning} pruning, a heuristic: where "
+            f"workloads need few instances each, {better} (slower) can find a cheaper plan[/]",
             highlight=False,
         )
     if not plan.purchases.empty or not plan.rentals.empty:
@@ -218,7 +226,8 @@ def register(app: typer.Typer) -> None:
         no_write: Annotated[bool, Opt("--no-write", help="print only; write no files")] = False,
         no_report: Annotated[bool, Opt("--no-report", help="write no HTML/Markdown/XLSX report")] = False,
         compare: Annotated[bool, Opt("--compare/--no-compare", help="also solve best single-SKU and GPU-only fleets")] = True,
-        exhaustive: Annotated[bool, Opt("--exhaustive", help="no cost-power frontier pruning of candidates: slower, can be cheaper on small fleets")] = False,
+        pruning: Annotated[str | None, Opt("--pruning", help="candidates the MIP sees: frontier (fast), cover (also the cheapest in whole instances per workload), none")] = None,
+        exhaustive: Annotated[bool, Opt("--exhaustive", help="same as --pruning none: slowest, can be cheapest on small fleets")] = False,
     ) -> None:  # fmt: skip
         """Plan what to buy per period and where each workload's phases run."""
         from planner.cli import _check_format, guarded, print_json
@@ -238,7 +247,7 @@ def register(app: typer.Typer) -> None:
                 "objective": objective, "power_budget_mw": power_budget_mw, "capex_budget_usd": capex_budget_usd,
                 "pue": pue, "electricity_usd_per_kwh": electricity_usd_per_kwh, "cost_basis": cost_basis,
                 "solver_profile": solver_profile, "time_limit_s": time_limit,
-                "exhaustive": exhaustive or None,
+                "pruning": pruning, "exhaustive": exhaustive or None,
             })  # fmt: skip
             if pareto:
                 return _run_pareto(path, sc, pareto, out_dir, fmt, no_write, trace_pareto)

@@ -31,7 +31,8 @@ def register(app: typer.Typer) -> None:
         fmt: Annotated[str, Opt("--format", help="table or json")] = "table",
         no_write: Annotated[bool, Opt("--no-write", help="print only; write no files")] = False,
         no_progress: Annotated[bool, Opt("--no-progress", help="no progress bar")] = False,
-        exhaustive: Annotated[bool, Opt("--exhaustive", help="no cost-power frontier pruning of candidates (see planner plan --exhaustive)")] = False,
+        pruning: Annotated[str | None, Opt("--pruning", help="frontier, cover or none (see planner plan --pruning)")] = None,
+        exhaustive: Annotated[bool, Opt("--exhaustive", help="same as --pruning none")] = False,
     ) -> None:  # fmt: skip
         """Plan a grid of scenarios (SLA, demand, budgets, prices) and tabulate the results.
 
@@ -48,7 +49,8 @@ def register(app: typer.Typer) -> None:
             _check_format(fmt)
             axes = parse_axes(vary or [])
             path, sc = _scenario(demand, scenario, {"objective": objective, "solver_profile": solver_profile,
-                                                    "time_limit_s": time_limit, "exhaustive": exhaustive or None})  # fmt: skip
+                                                    "time_limit_s": time_limit, "pruning": pruning,
+                                                    "exhaustive": exhaustive or None})  # fmt: skip
             request = SweepRequest(
                 path, sc, tuple(axes), "grid" if grid else "one-at-a-time", workload
             )

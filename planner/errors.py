@@ -52,3 +52,11 @@ def unknown_id(source: str, location: str, value: str, choices: Iterable[str]) -
     hint = did_you_mean(value, choices)
     shown = ", ".join(choices[:12]) + (", ..." if len(choices) > 12 else "")
     return InputProblem(source, location, value, f"a known id{hint}; known: {shown}")
+
+
+def named_in(message: str, given: object) -> object:
+    """Of a settings mapping, the entries `message` names (a check across several fields
+    says which); anything else as it is."""
+    if not isinstance(given, dict):
+        return given
+    return {k: v for k, v in given.items() if k in message} or given

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from planner.candidates import CandidateOptions, CandidateSet, build_candidates
+from planner.candidates import CandidateSet, build_candidates, candidate_options
 from planner.catalog import Catalog, load_catalog
 from planner.demand import Demand, catalog_model_ids, load_demand
 from planner.errors import InputProblem, PlannerInputError
@@ -136,12 +136,7 @@ def prepare(
     catalog = apply_overrides(catalog or load_catalog(), sc, source)
     targets, drafts = catalog_model_ids(catalog)
     demand = _horizon(load_demand(demand_path, targets, draft_ids=drafts), sc, source)
-    allowed = sc.allowed_skus if sc.allowed_skus is not None else sorted(catalog.hardware)
-    allowed = [s for s in allowed if s not in set(sc.exclude_skus)]
-    opts = CandidateOptions(
-        allowed_skus=allowed, spec_acceptance=sc.spec_acceptance, prune_frontier=not sc.exhaustive,
-        **({"topologies": sc.topologies} if sc.topologies else {}),
-    )  # fmt: skip
+    opts = candidate_options(sc, catalog)
     existing = _existing(sc, list(demand.periods.index), source)
     cs = build_candidates(catalog, demand, sc.settings(), opts, existing=existing)
     if sc.supply_cap_units_per_period:

@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from planner.catalog import Basis, Catalog, Sourced
-from planner.errors import InputProblem, PlannerInputError, unknown_id
-from planner.model_data import Settings
+from planner.errors import InputProblem, PlannerInputError, named_in, unknown_id
+from planner.model_data import SPEC_DRAFT_TOKENS, DraftLengths, Settings
 from planner.yamlio import safe_load
 
 
@@ -54,14 +54,32 @@ class Scenario(BaseModel):
     horizon: list[str] | None = None  # [first, last] period to plan; None = all in demand
     topologies: list[str] | None = None
     spec_acceptance: float = Field(default=0.7, ge=0, le=1)
-    # Off by default: candidates off the cost-power frontier are pruned before the MIP
-    # (candidates.prune_to_frontier), a heuristic that ignores whole instances. True keeps
-    # every candidate not dominated chip for chip: a larger, slower MIP that can find a
-    # cheaper plan where workloads need only a few instances each.
-    exhaustive: bool = False
+    spec_draft_tokens: DraftLengths = Field(default_factory=lambda: list(SPEC_DRAFT_TOKENS))
+    # Which candidates reach the MIP. "frontier" (default, fastest): only those on the
+    # cost-power frontier per request/s (candidates.prune_to_frontier), a heuristic that
+    # ignores whole instances. "cover": those too that carry some workload's load (or
+    # what is left of it) in whole instances most cheaply (candidates.cover_candidates):
+    # cheaper plans where workloads need few instances each, a slower MIP. "none": every
+    # candidate not dominated chip for chip: the largest, slowest MIP.
+    pruning: Literal["frontier", "cover", "none"] = "frontier"
+    exhaustive: bool = False  # shorthand for pruning "none" (`--exhaustive`)
     solver_profile: str = "default"
     time_limit_s: float | None = Field(default=None, gt=0)
     relax_instances: bool = False
+
+    @model_validator(mode="after")
+    def _one_pruning(self) -> Scenario:
+        if self.exhaustive and self.pruning != "frontier":
+            raise ValueError(
+                f"exhaustive: true means pruning: none; it cannot be combined with pruning: "
+                f"{self.pruning}"
+            )
+        return self
+
+    @property
+    def pruning_mode(self) -> str:
+        """The pruning in force (`exhaustive` is pruning "none")."""
+        return "none" if self.exhaustive else self.pruning
 
     def settings(self) -> Settings:
         return Settings(
@@ -73,6 +91,20 @@ class Scenario(BaseModel):
             allow_rent=self.allow_rent, rented_power=self.rented_power,
             relax_instances=self.relax_instances,
         )  # fmt: skip
+
+
+PRUNING_NOTES = {
+    "frontier": "cost-power frontier per request/s, a heuristic that ignores whole instances: "
+    "the status holds among the candidates kept",
+    "cover": "the frontier plus, per workload and period, the candidates that carry its load "
+    "in whole instances most cheaply, a heuristic: the status holds among the candidates kept",
+    "none": "every candidate not dominated chip for chip",
+}
+
+
+def pruning_mode(recorded: dict[str, Any]) -> str:
+    """Scenario.pruning_mode of a scenario recorded in a plan (older plans: no `pruning`)."""
+    return "none" if recorded.get("exhaustive") else str(recorded.get("pruning") or "frontier")
 
 
 def load_scenario(path: Path) -> Scenario:
@@ -97,7 +129,10 @@ def load_scenario(path: Path) -> Scenario:
                 from planner.errors import did_you_mean
 
                 expected = f"a known setting{did_you_mean(str(e['loc'][0]), Scenario.model_fields)}"
-            problems.append(InputProblem(str(path), f"field {loc}", e.get("input"), expected))
+            where = f"field {loc}" if loc else "settings"
+            problems.append(
+                InputProblem(str(path), where, named_in(expected, e.get("input")), expected)
+            )
         raise PlannerInputError(problems) from None
     if sc.demand and not Path(sc.demand).is_absolute():
         sc = sc.model_copy(update={"demand": str((path.parent / sc.demand).resolve())})

@@ -44,7 +44,7 @@ from typing import Any, Literal
 import pandas as pd
 from pydantic import ValidationError
 
-from planner.candidates import usable_skus
+from planner.candidates import candidate_options, usable_skus
 from planner.catalog import Catalog, load_catalog
 from planner.demand import Demand
 from planner.errors import InputProblem, PlannerInputError, did_you_mean, unknown_id
@@ -60,7 +60,6 @@ from planner.sweep_candidates import (
     TableKey,
     assemble,
     base_sla,
-    candidate_options,
     slim,
     union_table,
 )
@@ -269,12 +268,13 @@ def plan_sweep(request: SweepRequest, catalog: Catalog | None = None) -> SweepJo
     _check_skus(request.axes, catalog, sc)
     points = points_of(request.axes, request.mode)
     probe = _probe(request.axes)
-    keys, key_of_point = _table_keys([*points, probe], demand, targets)
+    cover = sc.pruning_mode == "cover"
+    keys, key_of_point = _table_keys([*points, probe], demand, targets, cover=cover)
     probe_key = key_of_point.pop()
     return SweepJob(
         axes=tuple(request.axes), mode=request.mode, points=points, keys=keys,
         key_of_point=key_of_point, probe=probe, probe_key=probe_key,
-        pool=CandidateTables(catalog, demand, cs, sc, keys), targets=targets,
+        pool=CandidateTables(catalog, demand, cs, sc, keys, targets), targets=targets,
         profile=_profile(sc), workloads=list(demand.workloads.index),
         silicon={h: catalog.hardware[h].primary_memory.kind for h in catalog.hardware},
     )  # fmt: skip
@@ -346,16 +346,18 @@ def economics_of(point: dict[str, Value]) -> Economics:
 
 
 def _table_keys(
-    points: list[dict[str, Value]], demand: Demand, targets: list[str]
+    points: list[dict[str, Value]], demand: Demand, targets: list[str], *, cover: bool
 ) -> tuple[list[TableKey], list[int]]:
     """Distinct table keys (first-use order) and each point's. A point with an invalid
-    value maps to the base key (it is reported invalid before it is solved)."""
+    value maps to the base key (it is reported invalid before it is solved). With pruning
+    "cover" the kept candidates depend on the load, so the demand scale is in the key."""
     base = TableKey(base_sla(demand))
     keys: list[TableKey] = []
     of_point = []
     for p in points:
+        scale = float(p.get("demand_scale") or 1.0) if cover else 1.0
         key = (
-            TableKey(_sla_of(p, demand, targets), economics_of(p))
+            TableKey(_sla_of(p, demand, targets), economics_of(p), scale)
             if not point_problems(p)
             else base
         )

@@ -22,11 +22,11 @@ from dataclasses import dataclass
 import pandas as pd
 
 from planner.candidates import (
-    CandidateOptions,
     CandidateSet,
     build_candidates,
+    candidate_options,
     prune_dominated,
-    prune_to_frontier,
+    prune_frontier_keeping_covers,
     sku_table,
     usable_skus,
 )
@@ -45,21 +45,12 @@ TABLE_COLUMNS = ["candidate", "topology", "workload", "phase", "rate_rps", "powe
 class TableKey:
     sla: SlaKey
     economics: Economics = ()
+    demand_scale: float = 1.0  # of the target workloads; 1 unless pruning is "cover"
 
 
 def base_sla(demand: Demand) -> SlaKey:
     w = demand.workloads
     return tuple((float(a), float(b)) for a, b in zip(w["tpot_ms"], w["ttft_ms"], strict=True))
-
-
-def candidate_options(sc: Scenario, catalog: Catalog) -> CandidateOptions:
-    """As planning.prepare builds them (tests/test_sweep keeps the two in step)."""
-    allowed = sc.allowed_skus if sc.allowed_skus is not None else sorted(catalog.hardware)
-    allowed = [s for s in allowed if s not in set(sc.exclude_skus)]
-    return CandidateOptions(
-        allowed_skus=allowed, spec_acceptance=sc.spec_acceptance, prune_frontier=not sc.exhaustive,
-        **({"topologies": sc.topologies} if sc.topologies else {}),
-    )  # fmt: skip
 
 
 def with_economics(
@@ -84,14 +75,16 @@ class CandidateTables:
     """Every point's candidate table from one evaluation of all SLA variants."""
 
     def __init__(
-        self, catalog: Catalog, demand: Demand, cs: CandidateSet, sc: Scenario, keys: list[TableKey]
-    ) -> None:
+        self, catalog: Catalog, demand: Demand, cs: CandidateSet, sc: Scenario,
+        keys: list[TableKey], targets: list[str],
+    ) -> None:  # fmt: skip
         self.cs, self.settings = cs, sc.settings()
         self.base = TableKey(base_sla(demand))
         self.opts = candidate_options(sc, catalog)
         self.names = list(demand.workloads.index)
-        periods, _ = demand.to_planning_tables()
-        self.n_periods = len(periods)
+        periods, self.demand_table = demand.to_planning_tables()
+        self.periods = list(periods.index)
+        self.targets = targets
         sku_all = sku_table(catalog, usable_skus(catalog, self.opts.allowed_skus), periods)
         for sku, cap in sc.supply_cap_units_per_period.items():  # as planning.prepare
             if sku in sku_all.index:
@@ -120,9 +113,21 @@ class CandidateTables:
             skus, settings = with_economics(self.sku_all, self.settings, key.economics)
             t = self._pruned_dominated(key.sla)
             if len(t) and self.opts.prune_frontier:
-                t = prune_to_frontier(t, skus, settings, self.n_periods)
+                t = prune_frontier_keeping_covers(
+                    t, skus, settings, self.periods, self._load(key) if self.opts.keep_covers else None
+                )  # fmt: skip
             self._tables[key] = t.reset_index(drop=True)
         return self._tables[key]
+
+    def _load(self, key: TableKey) -> pd.DataFrame:
+        """The planning demand table with the target workloads scaled as the key says."""
+        d = self.demand_table
+        if key.demand_scale == 1.0:
+            return d
+        hit = d["workload"].isin(self.targets)
+        return d.assign(
+            requests_per_s=d["requests_per_s"].where(~hit, d["requests_per_s"] * key.demand_scale)
+        )
 
     def _pruned_dominated(self, sla: SlaKey) -> pd.DataFrame:
         if sla not in self._dominated:

@@ -150,3 +150,42 @@ def test_frontier_keeps_the_cheapest_and_the_leanest_per_workload(default_set) -
             best = g[col].min()
             winners = set(g.loc[g[col] <= best * (1 + 1e-9), "candidate"])
             assert winners & kept, f"{w} {p}: the best {col} candidate was pruned"
+
+
+def test_draft_lengths_are_enumerated_and_the_best_survives() -> None:
+    d = load_demand(data_dir("demand") / "default.csv", TARGETS, draft_ids=DRAFTS)
+
+    def spec_rows(ks: list[int], **prune: bool) -> pd.DataFrame:
+        opts = CandidateOptions(spec_draft_tokens=ks, prune_frontier=False, **prune)
+        t = build_candidates(CATALOG, d, options=opts).table
+        t = t[t["topology"] == "spec"].copy()
+        # spec candidates are named "spec|<model>|<chips>|<draft>|k<k>"
+        name = t["candidate"].str.rsplit("|", n=1)
+        t["server"], t["k"] = name.str[0], name.str[1].str[1:].astype(int)
+        return t
+
+    every = spec_rows([1, 2, 3, 4, 5], prune_dominated=False)
+    assert set(every["k"]) == {1, 2, 3, 4, 5}
+    # The same server at another k has the same chips and power: of a server the exact
+    # dominance pruning keeps, it keeps the best k for each workload.
+    kept = spec_rows([1, 2, 3, 4, 5])
+    best = every.groupby(["server", "workload"])["rate_rps"].max()
+    got = kept.groupby(["server", "workload"])["rate_rps"].max()
+    assert len(got) > 10
+    assert got.to_numpy() == pytest.approx(best.reindex(got.index).to_numpy())
+    # ... so more draft lengths never lower a server's best rate, and here some win over k=3
+    only3 = spec_rows([3]).groupby(["server", "workload"])["rate_rps"].max()
+    assert (best.reindex(only3.index) >= only3 * (1 - 1e-12)).all()
+    assert (best.reindex(only3.index) > only3 * 1.01).any()
+    assert set(kept["k"]) - {3}
+
+
+def test_draft_lengths_setting_is_checked() -> None:
+    from pydantic import ValidationError
+
+    from planner.scenario import Scenario
+
+    assert Scenario(spec_draft_tokens=[4, 2, 2]).spec_draft_tokens == [2, 4]
+    for bad in ([], [0], [17]):
+        with pytest.raises(ValidationError, match="spec_draft_tokens"):
+            Scenario(spec_draft_tokens=bad)

@@ -12,7 +12,12 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from planner.candidates import chip_hour_usd, prune_to_frontier
+from planner.candidates import (
+    chip_hour_usd,
+    cover_candidates,
+    prune_frontier_keeping_covers,
+    prune_to_frontier,
+)
 from planner.catalog import data_dir, load_catalog
 from planner.cli import app
 from planner.model_data import Settings
@@ -114,3 +119,98 @@ def test_sweep_honours_exhaustive(both_ways) -> None:
         row = t[t["demand_scale"] == 1].iloc[0]
         assert row["status"] == "optimal"
         assert row["total_cost_usd"] == pytest.approx(run.plan.objective, rel=2e-3)
+
+
+# --------------------------------------------------------------------------------------
+# pruning "cover": whole-instance covers the frontier misses
+# --------------------------------------------------------------------------------------
+
+
+def _big_and_small() -> tuple[pd.DataFrame, pd.DataFrame, Settings]:
+    """A: 100 rps on one chip of X (rent 10 USD/h); B: 10 rps on one chip of Y (rent 2
+    USD/h); both 1000 W. Per request/s A is cheaper (0.10 against 0.20 USD/h) and leaner,
+    so the frontier keeps A alone. At util_max 0.9 an instance carries 90 or 9 rps."""
+    skus = sku_rows(x={"rent_usd_per_chip_hour": 10.0}, y={"rent_usd_per_chip_hour": 2.0})
+    table = pd.DataFrame({
+        "candidate": ["a", "b"], "topology": ["pd", "pd"], "workload": ["w", "w"],
+        "phase": ["decode", "decode"], "rate_rps": [100.0, 10.0], "power_w": [1000.0, 1000.0],
+        "description": ["", ""], "units": [{"x": 1}, {"y": 1}],
+    })  # fmt: skip
+    return skus, table, Settings(rented_power="provider", util_max=0.9)
+
+
+@pytest.mark.parametrize(
+    ("rps", "kept"),
+    [
+        # 15 rps: one A (10 USD/h) or two B (2 x 2 = 4 USD/h): B is the cheaper fleet
+        (15.0, {"a", "b"}),
+        # 150 rps: two A (20) or 17 B (34); left over after one A: 60 rps, one A (10) or
+        # seven B (14): A both ways
+        (150.0, {"a"}),
+        # 95 rps: two A (20) or 11 B (22); left over after one A: 5 rps, one B (2) < 10
+        (95.0, {"a", "b"}),
+    ],
+)
+def test_cover_keeps_the_cheapest_whole_instance_fleet(rps: float, kept: set[str]) -> None:
+    skus, table, st = _big_and_small()
+    demand = pd.DataFrame({"workload": ["w"], "period": ["p0"], "requests_per_s": [rps]})
+    assert list(prune_to_frontier(table, skus, st, 1)["candidate"]) == ["a"]
+    out = prune_frontier_keeping_covers(table, skus, st, ["p0"], demand)
+    assert set(out["candidate"]) == kept
+    assert list(prune_frontier_keeping_covers(table, skus, st, ["p0"], None)["candidate"]) == ["a"]
+
+
+def test_cover_skips_candidates_not_in_the_fleet_yet() -> None:
+    skus, table, st = _big_and_small()
+    skus.loc["y", "first_rent_period"] = 1  # B's chips can be rented from the second period
+    demand = pd.DataFrame({"workload": ["w", "w"], "period": ["p0", "p1"],
+                           "requests_per_s": [15.0, 150.0]})  # fmt: skip
+    # p0 would want B, but B cannot exist then; p1 wants A
+    assert cover_candidates(table, skus, st, ["p0", "p1"], demand) == {"a"}
+    demand.loc[1, "requests_per_s"] = 15.0
+    assert cover_candidates(table, skus, st, ["p0", "p1"], demand) == {"a", "b"}
+
+
+@pytest.fixture(scope="module")
+def cover_run() -> object:
+    sc = Scenario(**SMALL, pruning="cover")
+    return run_planning(VOICE, sc, catalog=load_catalog(), explain=False)
+
+
+def test_cover_sits_between_the_frontier_and_exhaustive(both_ways, cover_run) -> None:
+    pruned, full = both_ways
+    cover = cover_run
+    assert cover.plan.status == "optimal" and cover.verification.passed
+    assert cover.inputs.scenario["pruning"] == "cover"
+    # it keeps the frontier's candidates and some of those the frontier dropped
+    kept = set(cover.candidates.table["candidate"])
+    assert set(pruned.candidates.table["candidate"]) < kept
+    assert kept <= set(full.candidates.table["candidate"])
+    gap = cover.plan.gap or 0.0
+    assert cover.plan.objective <= pruned.plan.objective * (1 + gap) + 1e-6
+    assert full.plan.objective <= cover.plan.objective * (1 + (full.plan.gap or 0.0)) + 1e-6
+
+
+def test_sweep_with_cover_prunes_each_demand_scale_as_a_plan_would(tmp_path: Path) -> None:
+    from planner.sweep import SweepRequest, parse_axes, run_sweep
+
+    sc = Scenario(**SMALL, pruning="cover")
+    half = pd.read_csv(VOICE)
+    half[["requests_per_s", "mean_requests_per_s"]] *= 0.5
+    half_csv = tmp_path / "voice_half.csv"
+    half.to_csv(half_csv, index=False)
+    catalog = load_catalog()
+    alone = run_planning(half_csv, sc, catalog=catalog, explain=False)
+    t = run_sweep(SweepRequest(VOICE, sc, tuple(parse_axes(["demand_scale=0.5,1"])))).table
+    row = t[t["demand_scale"] == 0.5].iloc[0]
+    assert row["status"] == "optimal"
+    assert row["total_cost_usd"] == pytest.approx(alone.plan.objective, rel=2e-3)
+
+
+def test_exhaustive_and_cover_cannot_both_be_asked_for(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="pruning"):
+        Scenario(exhaustive=True, pruning="cover")
+    assert Scenario(exhaustive=True).pruning_mode == "none"
+    res = CliRunner().invoke(app, ["plan", "--no-write", "--exhaustive", "--pruning", "cover"])
+    assert res.exit_code == 2
+    assert "'pruning': 'cover'" in res.output and "'exhaustive': True" in res.output

@@ -12,6 +12,7 @@ import yaml
 from planner.catalog import CalibrationFile, Hardware, Sourced, data_dir
 from planner.report.model import ReportTable
 from planner.report.view import PlanView
+from planner.scenario import PRUNING_NOTES, pruning_mode
 
 
 def _row(setting: str, value: Any, unit: str = "", note: str = "") -> dict[str, Any]:
@@ -58,9 +59,7 @@ def settings_table(view: PlanView) -> ReportTable:
         _row("rent overrides", sc.get("rent_usd_per_chip_hour") or {}, "USD per chip-hour"),
         _row("supply caps", sc.get("supply_cap_units_per_period") or {}, "units per period"),
         _row("candidate pairs", view.inputs.get("candidate_pairs"), "", "(candidate, workload, phase) rows the MIP chose from"),
-        _row("candidate pruning", "exhaustive" if sc.get("exhaustive") else "cost-power frontier", "",
-             "every candidate not dominated chip for chip" if sc.get("exhaustive") else
-             "a heuristic that ignores whole instances: the status holds among the candidates kept"),
+        _row("candidate pruning", pruning_mode(sc), "", PRUNING_NOTES[pruning_mode(sc)]),
     ]  # fmt: skip
     return ReportTable("assumptions", "Settings", pd.DataFrame(rows))
 
