@@ -1,15 +1,16 @@
-"""What the cost-power frontier pruning of candidates costs: each bundled demand file
-planned as `planner plan` does (pruned) and with `--exhaustive` (every candidate not
-dominated chip for chip), side by side.
+"""What the candidate pruning costs: each bundled demand file planned with each pruning
+mode, side by side: `frontier` (the default), `cover` (`--pruning cover`) and `none`
+(`--exhaustive`: every candidate not dominated chip for chip).
 
     /work/venv/bin/python benchmarks/pruning_loss.py [--time-limit 120] [FILE ...]
 
-Prints per file: candidate pairs, cost, status and solve seconds both ways, and how far
-the pruned plan is above the exhaustive plan and above the exhaustive MIP's lower bound (a
-bound on every plan: the pruned plan is at most that much above the true optimum). The
-pruning ignores whole instances (candidates.prune_to_frontier), so the loss is largest
-where workloads need only a few instances each. Exhaustive solves are slow (tens of
-seconds to minutes); at the time limit their plan and bound still count.
+Prints per file and mode: candidate pairs, cost, status and seconds, and how far each
+plan is above the exhaustive plan and above the exhaustive MIP's lower bound (a bound on
+every plan: a plan is at most that much above the true optimum). The frontier ignores
+whole instances (candidates.prune_to_frontier), so its loss is largest where workloads
+need only a few instances each; `cover` keeps the whole-instance covers it misses
+(candidates.cover_candidates). Exhaustive solves are slow (tens of seconds to minutes);
+at the time limit their plan and bound still count.
 """
 
 from __future__ import annotations
@@ -37,20 +38,20 @@ def main() -> None:
     catalog = load_catalog()
     for path in files:
         sc = Scenario(time_limit_s=args.time_limit)
-        pruned, t_p = run(path, sc, catalog)
-        full, t_f = run(path, sc.model_copy(update={"exhaustive": True}), catalog)
-        p, f = pruned.plan, full.plan
+        runs = {mode: run(path, sc.model_copy(update={"pruning": mode}), catalog)
+                for mode in ("frontier", "cover", "none")}  # fmt: skip
+        full = runs["none"][0].plan
         print(f"{path.name}:")
-        for name, r, t in (("pruned", pruned, t_p), ("exhaustive", full, t_f)):
+        for mode, (r, t) in runs.items():
             gap = f", gap {r.plan.gap:.2%}" if r.plan.gap is not None else ""
-            print(f"  {name:>10}: {r.inputs.candidate_pairs:>6,} pairs, "
-                  f"{r.plan.objective or float('nan'):>14,.0f} USD, {r.plan.status}{gap}, "
-                  f"{t:.1f} s, verify {'passed' if r.verification.passed else 'FAILED'}")  # fmt: skip
-        if p.objective and f.objective:
-            line = f"  pruned plan is {p.objective / f.objective - 1:+.1%} vs the exhaustive plan"
-            if f.bound:
-                line += f", at most {p.objective / f.bound - 1:+.1%} above the optimum (bound)"
-            print(line)
+            line = (f"  {mode:>8}: {r.inputs.candidate_pairs:>6,} pairs, "
+                    f"{r.plan.objective or float('nan'):>14,.0f} USD, {r.plan.status}{gap}, "
+                    f"{t:.1f} s, verify {'passed' if r.verification.passed else 'FAILED'}")  # fmt: skip
+            if mode != "none" and r.plan.objective and full.objective:
+                line += f"; {r.plan.objective / full.objective - 1:+.1%} vs exhaustive"
+                if full.bound:
+                    line += f", at most {r.plan.objective / full.bound - 1:+.1%} above the optimum"
+            print(line, flush=True)
 
 
 if __name__ == "__main__":
