@@ -1105,12 +1105,17 @@ def cover_candidates(
         need = float(grp["requests_per_s"].iloc[0])
         cap = grp["cap_rps"].to_numpy()
         for price in (grp["usd_h"].to_numpy(), grp["power_w"].to_numpy()):
-            keep.add(names[int(np.argmin(np.ceil(need / cap - 1e-9) * price))])
+            keep.add(names[int(np.argmin(_whole_instances(need, cap) * price))])
             best = int(np.argmin(price / cap))
             left = need - np.floor(need / cap[best] + 1e-12) * cap[best]
             if left > 1e-9 * need:
-                keep.add(names[int(np.argmin(np.ceil(left / cap - 1e-9) * price))])
+                keep.add(names[int(np.argmin(_whole_instances(left, cap) * price))])
     return keep
+
+
+def _whole_instances(load_rps: float, cap_rps: np.ndarray) -> np.ndarray:
+    """Instances of each capacity needed to carry `load_rps` (> 0): at least one."""
+    return np.maximum(1.0, np.ceil(load_rps / cap_rps - 1e-9))
 
 
 # --------------------------------------------------------------------------------------
