@@ -959,6 +959,25 @@ def first_usable(skus: pd.DataFrame, settings: Settings) -> dict[str, int]:
     return out
 
 
+def _pruning_scope(topology: np.ndarray) -> np.ndarray:
+    """Which candidates can stand in for each other: colocated instances together, prefill
+    pools together, decode pools of any topology together."""
+    return np.where(np.isin(topology, ["colocated", "prefill"]), topology, "decode")
+
+
+def _instance_hour_usd_and_first_period(
+    units_of: Iterable[dict[str, int]], skus: pd.DataFrame, settings: Settings, n_periods: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per instance (its chips per SKU): the ranking cost of one instance-hour, its chips at
+    capex-or-rent with energy and hosting where we pay them (chip_hour_usd), and the first
+    period all its chips can be in the fleet (first_usable)."""
+    chip_usd, usable = chip_hour_usd(skus, settings, n_periods), first_usable(skus, settings)
+    units = list(units_of)
+    cost_h = np.array([sum(n * chip_usd[k] for k, n in u.items()) for u in units], dtype=float)
+    avail = np.array([max(usable[k] for k in u) for u in units], dtype=int)
+    return cost_h, avail
+
+
 # Elements of the (dominator, candidate, column) comparisons in prune_to_frontier evaluated
 # at once: bounds the temporaries for large tables.
 FRONTIER_CHUNK_ELEMENTS = 1 << 21
@@ -1011,12 +1030,8 @@ def prune_to_frontier(
     rm = _rate_matrix(table, "max")
     topo, units_of = rm.column(table, "topology"), rm.column(table, "units")
     power_w = table["power_w"].to_numpy(dtype=float)[rm.first]
-    scope = np.array([t if t in ("colocated", "prefill") else "decode" for t in topo])
-    # Ranking cost of one instance-hour: its chips at capex-or-rent, with energy and hosting
-    # where we pay them (chip_hour_usd).
-    chip_usd, usable = chip_hour_usd(skus, settings, n_periods), first_usable(skus, settings)
-    cost_h = np.array([sum(n * chip_usd[k] for k, n in u.items()) for u in units_of])
-    avail = np.array([max(usable[k] for k in u) for u in units_of])
+    scope = _pruning_scope(topo)
+    cost_h, avail = _instance_hour_usd_and_first_period(units_of, skus, settings, n_periods)
     served = rm.served
     r = np.where(served, rm.rate, 1.0)
     cost = np.where(served, cost_h[:, None] / r, np.inf)
@@ -1067,16 +1082,12 @@ def cover_candidates(
     `demand`: planning-table demand (workload, period, requests_per_s)."""
     if table.empty:
         return set()
-    chip_usd, usable = chip_hour_usd(skus, settings, len(periods)), first_usable(skus, settings)
     first = table.drop_duplicates("candidate")
-    cost_h = {
-        c: sum(n * chip_usd[k] for k, n in u.items())
-        for c, u in zip(first["candidate"], first["units"], strict=True)
-    }
-    avail = {
-        c: max(usable[k] for k in u)
-        for c, u in zip(first["candidate"], first["units"], strict=True)
-    }
+    usd_h, first_period = _instance_hour_usd_and_first_period(
+        first["units"], skus, settings, len(periods)
+    )
+    cost_h = dict(zip(first["candidate"], usd_h, strict=True))
+    avail = dict(zip(first["candidate"], first_period, strict=True))
     topo = table["topology"].to_numpy(dtype=object)
     colocated = topo == "colocated"
     rows = pd.DataFrame(
@@ -1085,7 +1096,7 @@ def cover_candidates(
             "workload": table["workload"].to_numpy(dtype=object),
             # A colocated instance carries both phases of a request: its busy time adds up.
             "phase": np.where(colocated, "both", table["phase"].to_numpy(dtype=object)),
-            "scope": np.where(np.isin(topo, ["colocated", "prefill"]), topo, "decode"),
+            "scope": _pruning_scope(topo),
             "s_per_req": 1.0 / table["rate_rps"].to_numpy(dtype=float),
             "power_w": table["power_w"].to_numpy(dtype=float),
         }

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from planner.catalog import Basis, Catalog, Sourced
 from planner.errors import InputProblem, PlannerInputError, named_in, unknown_id
-from planner.model_data import SPEC_DRAFT_TOKENS, DraftLengths, Settings
+from planner.model_data import SPEC_DRAFT_TOKENS, DraftLengths, RentedPower, Settings
 from planner.yamlio import safe_load
 
 
@@ -44,7 +44,7 @@ class Scenario(BaseModel):
     capex_budget_usd: float | None = Field(default=None, ge=0)
     capex_budget_usd_per_period: float | None = Field(default=None, ge=0)
     allow_rent: bool = True
-    rented_power: Literal["provider", "facility"] = "provider"  # see model_data.Settings
+    rented_power: RentedPower = "provider"  # see model_data.Settings
     allowed_skus: list[str] | None = None
     exclude_skus: list[str] = Field(default_factory=list)
     price_usd_per_unit: dict[str, float] = Field(default_factory=dict)  # overrides
@@ -79,7 +79,7 @@ class Scenario(BaseModel):
     @property
     def pruning_mode(self) -> str:
         """The pruning in force (`exhaustive` is pruning "none")."""
-        return "none" if self.exhaustive else self.pruning
+        return pruning_mode({"exhaustive": self.exhaustive, "pruning": self.pruning})
 
     def settings(self) -> Settings:
         return Settings(
@@ -103,7 +103,8 @@ PRUNING_NOTES = {
 
 
 def pruning_mode(recorded: dict[str, Any]) -> str:
-    """Scenario.pruning_mode of a scenario recorded in a plan (older plans: no `pruning`)."""
+    """The pruning in force for scenario settings (a Scenario's, or the ones a plan
+    recorded; older plans have no `pruning`): `exhaustive` is pruning "none"."""
     return "none" if recorded.get("exhaustive") else str(recorded.get("pruning") or "frontier")
 
 

@@ -60,6 +60,7 @@ from planner.sweep_candidates import (
     TableKey,
     assemble,
     base_sla,
+    scale_demand,
     slim,
     union_table,
 )
@@ -506,10 +507,7 @@ def _scaled(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Demand of the target workloads times `scale`; the energy load factor recomputed as
     demand.period_table does when only some workloads scale (uniform scaling keeps it)."""
-    d = base.demand.copy()
-    hit = d["workload"].isin(targets)
-    for col in ("requests_per_s", "mean_requests_per_s"):
-        d.loc[hit, col] = d.loc[hit, col] * scale
+    d = scale_demand(base.demand, targets, scale)
     if all_workloads:
         return d, base.periods
     totals = d.groupby("period", sort=False)[["requests_per_s", "mean_requests_per_s"]].sum()

@@ -121,13 +121,9 @@ class CandidateTables:
 
     def _load(self, key: TableKey) -> pd.DataFrame:
         """The planning demand table with the target workloads scaled as the key says."""
-        d = self.demand_table
         if key.demand_scale == 1.0:
-            return d
-        hit = d["workload"].isin(self.targets)
-        return d.assign(
-            requests_per_s=d["requests_per_s"].where(~hit, d["requests_per_s"] * key.demand_scale)
-        )
+            return self.demand_table
+        return scale_demand(self.demand_table, self.targets, key.demand_scale)
 
     def _pruned_dominated(self, sla: SlaKey) -> pd.DataFrame:
         if sla not in self._dominated:
@@ -144,6 +140,16 @@ class CandidateTables:
         t = self.enumerated[self.enumerated["workload"].isin(pick)].copy()
         t["workload"] = t["workload"].map(pick)
         return t.reset_index(drop=True)
+
+
+def scale_demand(demand: pd.DataFrame, targets: list[str], scale: float) -> pd.DataFrame:
+    """A planning demand table with the target workloads' peak and mean rates x `scale`."""
+    d = demand.copy()
+    hit = d["workload"].isin(targets)
+    for col in ("requests_per_s", "mean_requests_per_s"):
+        if col in d:
+            d.loc[hit, col] = d.loc[hit, col] * scale
+    return d
 
 
 def variant_name(workload: str, k: int) -> str:
