@@ -598,6 +598,7 @@ def build_model(data: PlanningData) -> pyo.ConcreteModel:
     define_time_budget(m, s)
     define_colocated_whole_requests(m, s)
     define_load_needs_an_instance(m, s)
+    define_instances_cover_demand(m, s)
     define_instances_fit_fleet(m, s)
     define_rented_chips_in_use(m, s)
     define_fleet_accounting(m, s)
@@ -720,6 +721,56 @@ def define_load_needs_an_instance(m: pyo.ConcreteModel, s: ModelSets) -> None:
 
     # Indexed like v_load, so a row keeps its name when the load set changes (sweeps).
     m.c_load_needs_an_instance = pyo.Constraint(s.load_cwpt, rule=rule)
+
+
+def instance_cover_rps(
+    inv_rate: np.ndarray, colocated_pairs: np.ndarray, util_max: float, demand_rps: np.ndarray
+) -> np.ndarray:
+    """Per load row (c, w, p, t): the requests/s one instance of c can carry of (w, p)
+    alone, at most the demand: min(util_max x rate, demand).
+
+    A colocated instance carries prefill and decode of the same requests, so its share of
+    either phase is util_max / (1/rate_prefill + 1/rate_decode). Capping at the demand is
+    what makes define_instances_cover_demand stronger than its parts (see there)."""
+    inv = inv_rate.astype(float, copy=True)
+    if len(colocated_pairs):
+        pre, dec = colocated_pairs[:, 0], colocated_pairs[:, 1]
+        both = inv[pre] + inv[dec]
+        inv[pre] = both
+        inv[dec] = both
+    return np.minimum(util_max / inv, demand_rps)
+
+
+def define_instances_cover_demand(m: pyo.ConcreteModel, s: ModelSets) -> None:
+    """sum_c cover[c,w,p] x v_instances[c,t] + v_unserved[w,t] >= demand[w,t], with cover
+    = instance_cover_rps (what one instance carries of the phase, capped at the demand).
+
+    A redundant row, for branch and bound only. It is the sum over candidates of what the
+    time budget (load <= util_max x rate x instances) and c_load_needs_an_instance (load
+    <= demand x instances) already say, so it removes no plan and leaves the LP
+    relaxation as it was. What it adds is one knapsack row per (w, p, t) over the integer
+    instance counts, with unserved demand as its only continuous column: the row HiGHS's
+    cut separation (MIR, knapsack covers) would otherwise have to find by aggregating
+    three families, with its coefficients already reduced to the demand. Measured on the
+    bundled forecasts: default.csv solves in about half the time, the `cover` pruning mode
+    1.4-3.8x faster (README, "Measured figures"). Skipped when instances are relaxed to
+    continuous (the cap at the demand is not implied then).
+    """
+    if s.settings.relax_instances or not len(s.load_cwpt):
+        return
+    instances = list(m.v_instances.values())
+    inst_pos = s.instance_pos_cwpt
+    cover = instance_cover_rps(
+        s.inv_rate_cwpt, s.colocated_pairs, s.settings.util_max, s.demand_cwpt
+    )
+
+    def rule(m: pyo.ConcreteModel, w: str, p: str, t: str) -> object:
+        pos = s.load_pos_by_wpt[(w, p, t)]
+        coefs = [*cover[pos].tolist(), 1.0]
+        variables = [*(instances[i] for i in inst_pos[pos].tolist()), m.v_unserved[w, t]]
+        return _linear(coefs, variables) >= s.demand_wt[(w, t)]
+
+    m.c_instances_cover_demand = pyo.Constraint(list(s.load_pos_by_wpt), rule=rule)
 
 
 def define_instances_fit_fleet(m: pyo.ConcreteModel, s: ModelSets) -> None:

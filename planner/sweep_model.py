@@ -68,7 +68,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from planner.formulation import build_model, prepare_sets
+from planner.formulation import build_model, instance_cover_rps, prepare_sets
 from planner.model_data import PlanningData
 from planner.pyomo_env import pyo
 from planner.shortfall import (
@@ -282,6 +282,7 @@ class PersistentModel:
         self.power_rows = lay.rows("c_power_budget")
         self.capex_row = lay.rows("c_capex_budget")
         self._index_load_needs_an_instance(inst)
+        self._index_instances_cover_demand(inst)
 
     def _index_load_needs_an_instance(self, inst_cols: np.ndarray) -> None:
         """Entries of c_load_needs_an_instance that hold -demand (v_load <= demand x
@@ -307,6 +308,67 @@ class PersistentModel:
             ],
             dtype=int,
         )
+
+    def _index_instances_cover_demand(self, inst_cols: np.ndarray) -> None:
+        """Entries of c_instances_cover_demand on instance columns (formulation.py: cover
+        x v_instances + v_unserved >= demand), the load column each one stands for, and
+        each load column's colocated partner (its other phase; -1 if none)."""
+        lay, cm = self.layout, self.cm
+        rows = lay.rows("c_instances_cover_demand")
+        self.cover_rows = rows
+        in_family = np.zeros(cm.n_rows, dtype=bool)
+        in_family[rows] = True
+        entries = np.flatnonzero(in_family[cm.a_index])
+        entries = entries[np.isin(self.entry_col[entries], inst_cols)]
+        load_pos = {
+            (c, w, p, lay.col_index[j][-1]): k
+            for k, ((c, w, p), j) in enumerate(zip(self.load_cwp, self.load_cols, strict=True))
+        }
+        self.cover_entries = entries
+        self.cover_load = np.array(
+            [
+                load_pos[(lay.col_index[j][0], *lay.row_index[r])]
+                for j, r in zip(
+                    self.entry_col[entries].tolist(), cm.a_index[entries].tolist(), strict=True
+                )
+            ],
+            dtype=int,
+        )
+        self.cover_demand_row = np.array(
+            [self._demand_pos[(w, t)] for w, _, t in (lay.row_index[r] for r in rows)], dtype=int
+        )
+        row_of = {int(r): i for i, r in enumerate(rows.tolist())}
+        self.cover_entry_row = np.array([row_of[int(r)] for r in cm.a_index[entries]], dtype=int)
+        colocated = self.data.candidates["topology"].eq("colocated")
+        other = {"prefill": "decode", "decode": "prefill"}
+        self.load_partner = np.array(
+            [
+                load_pos.get((c, w, other[p], t), -1) if colocated.get(c, False) else -1
+                for (c, w, p, t) in load_pos
+            ],
+            dtype=int,
+        )
+
+    def _cover(
+        self, rate: np.ndarray, present: np.ndarray, demand: np.ndarray, util: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """c_instances_cover_demand for this scenario: the instance entries' coefficients
+        (formulation.instance_cover_rps; 0 where the scenario lacks the load) and the rows'
+        lower bounds (the demand; free where no load of the row is left)."""
+        inv = np.where(present, 1.0 / rate, 0.0)
+        partner = self.load_partner
+        inv = inv + np.where(partner >= 0, inv[np.maximum(partner, 0)], 0.0)
+        pairs = np.zeros((0, 2), dtype=int)  # partners are already summed into inv
+        cover = instance_cover_rps(
+            np.where(present, inv, 1.0), pairs, util, demand[self.load_demand_row]
+        )
+        k = self.cover_load
+        coef = np.where(present[k], cover[k], 0.0)
+        live = np.bincount(
+            self.cover_entry_row, weights=(coef > 0).astype(float), minlength=len(self.cover_rows)
+        )
+        lower = demand[self.cover_demand_row]
+        return coef, np.where((live > 0) & (lower > 0), lower, -np.inf)
 
     def _entry(self, col: int, rows: set[int]) -> int:
         cm = self.cm
@@ -355,6 +417,9 @@ class PersistentModel:
         col_upper[self.load_cols[~present]] = 0.0
         util = data.settings.util_max
         col_upper[self.inst_cols] = self._instance_ub(rate, present, demand, util)
+        a_value[self.cover_entries], row_lower[self.cover_rows] = self._cover(
+            rate, present, demand, util
+        )
 
         st, rst = data.settings, ref.settings
         row_upper[self.power_rows] = self._limit(st.power_budget_mw, rst.power_budget_mw,

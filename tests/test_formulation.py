@@ -395,8 +395,9 @@ def test_golden_model_size() -> None:
         "variables": 4 + 6 + 3 + 7 + 10 + 3,
         "integer_variables": 4 + 7,
         # demand 6, time 7, colocated 3, fit a 3 + b 2, rented a in use 3, fleet 6,
-        # power 3, capex 1, and load-needs-an-instance, one per load: 10
-        "constraints": 6 + 7 + 3 + 5 + 3 + 6 + 3 + 1 + 10,
+        # power 3, capex 1, load-needs-an-instance, one per load: 10, and
+        # instances-cover-demand, one per (workload, phase, period) with a load: 6
+        "constraints": 6 + 7 + 3 + 5 + 3 + 6 + 3 + 1 + 10 + 6,
     }
 
 
@@ -439,8 +440,11 @@ def test_load_needs_an_instance_closes_the_fixed_charge_gap_by_hand() -> None:
     """1 req/s against an instance that does 100 (8 chips = one $800k server).
 
     Without the family the relaxation opens (1/100 + 1/100) / 0.9 = 1/45 of an instance
-    (a colocated instance spends its time on both phases) and pays for 1/45 of a server; with it, v_load <= 1 x v_instances forces a whole instance, so the
-    relaxation already pays for the whole server: its bound is the integer optimum."""
+    (a colocated instance spends its time on both phases) and pays for 1/45 of a server;
+    with it, v_load <= 1 x v_instances forces a whole instance, so the relaxation already
+    pays for the whole server: its bound is the integer optimum. (c_instances_cover_demand
+    sums the same bound over candidates, min(45, 1) x v_instances >= 1, so it is switched
+    off too for the "without" model.)"""
     skus = [sku("g", chips_per_unit=8, price_usd=800_000.0, w_per_chip=0.0)]
     cands = [candidate("c", units={"g": 8}, rates=both("w", 100, 100), power_w=0.0)]
     data = make_data(skus=skus, candidates=cands, demand={"w": 1.0}, n_periods=1)
@@ -457,10 +461,83 @@ def test_load_needs_an_instance_closes_the_fixed_charge_gap_by_hand() -> None:
     with_cut = solve(relaxed(build_model(data)), exact)
     without_model = relaxed(build_model(data))
     without_model.c_load_needs_an_instance.deactivate()
+    without_model.c_instances_cover_demand.deactivate()
     without = solve(without_model, exact)
     assert mip.objective == pytest.approx(800_000.0, rel=1e-6)
     assert with_cut.objective == pytest.approx(800_000.0, rel=1e-6)
     assert without.objective == pytest.approx(800_000.0 / 45, rel=1e-6)
+
+
+def _mixed_fleet(seed: int) -> object:
+    """A tiny seeded fleet with every kind of row the cover family sums: colocated
+    candidates serving two workloads, prefill and decode pools, demand that one instance
+    sometimes outruns and sometimes not."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    skus = [sku("a", chips_per_unit=8, price_usd=4e5), sku("b", chips_per_unit=4, price_usd=3e5)]
+    r = lambda lo, hi: float(rng.integers(lo, hi))  # noqa: E731
+    cands = [
+        candidate("col_a", units={"a": int(rng.choice([1, 2, 4]))},
+                  rates={**both("x", r(5, 40), r(5, 40)), **both("y", r(5, 40), r(5, 40))}),
+        candidate("col_b", units={"b": 1}, rates=both("x", r(2, 15), r(2, 15))),
+        candidate("pre_b", units={"b": 2}, rates={("x", "prefill"): r(10, 60),
+                                                  ("y", "prefill"): r(10, 60)}, topology="pd"),
+        candidate("dec_a", units={"a": 2}, rates={("x", "decode"): r(5, 30),
+                                                  ("y", "decode"): r(5, 30)}, topology="pd"),
+    ]  # fmt: skip
+    demand = {w: [r(1, 60) for _ in range(2)] for w in ("x", "y")}
+    return make_data(skus=skus, candidates=cands, demand=demand, n_periods=2)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_instances_cover_demand_is_redundant(seed: int) -> None:
+    """The family restates the time budget and c_load_needs_an_instance summed over
+    candidates (its docstring): switching it off changes neither the MIP optimum nor the
+    LP relaxation's bound."""
+    from planner.solve import SolverProfile, solve
+
+    exact = SolverProfile(mip_rel_gap=0.0, time_limit_s=60)
+    data = _mixed_fleet(seed)
+
+    def optimum(relaxed: bool, with_family: bool) -> float:
+        m = build_model(data)
+        assert len(m.c_instances_cover_demand) == 8  # 2 workloads x 2 phases x 2 periods
+        if not with_family:
+            m.c_instances_cover_demand.deactivate()
+        if relaxed:
+            for v in m.component_data_objects(pyo.Var):
+                v.domain = pyo.NonNegativeReals
+        r = solve(m, exact)
+        assert r.status == "optimal" and r.objective is not None
+        return r.objective
+
+    for relaxed in (False, True):
+        assert optimum(relaxed, True) == pytest.approx(optimum(relaxed, False), rel=1e-7)
+
+
+def test_instances_cover_demand_coefficients_by_hand() -> None:
+    """Colocated 10 / 5 req/s per phase at util 0.9: 0.9 / (1/10 + 1/5) = 3 req/s of
+    each phase per instance; a decode pool at 4 req/s carries 3.6. Demand 3.3 caps the
+    colocated cover, not the pool's: rows read 3 x col + 3.3 x dec + unserved >= 3.3 for
+    decode, 3 x col + unserved >= 3.3 for prefill (the pool serves decode only)."""
+    cands = [
+        candidate("col", units={"g": 1}, rates=both("w", 10, 5)),
+        candidate("dec", units={"g": 1}, rates={("w", "decode"): 4}, topology="pd"),
+    ]
+    data = make_data(skus=one_sku(), candidates=cands, demand={"w": 3.3})
+    m = build_model(data)
+
+    def coefs(phase: str) -> dict[str, float]:
+        repn = generate_standard_repn(m.c_instances_cover_demand["w", phase, "p0"].body)
+        return {v.name: c for v, c in zip(repn.linear_vars, repn.linear_coefs, strict=True)}
+
+    assert UTIL == 0.9
+    assert coefs("decode") == pytest.approx(
+        {"v_instances[col,p0]": 3.0, "v_instances[dec,p0]": 3.3, "v_unserved[w,p0]": 1.0}
+    )
+    assert coefs("prefill") == pytest.approx({"v_instances[col,p0]": 3.0, "v_unserved[w,p0]": 1.0})
+    assert pyo.value(m.c_instances_cover_demand["w", "decode", "p0"].lower) == 3.3
 
 
 def test_only_skus_solves_the_restriction_and_restores_the_model() -> None:

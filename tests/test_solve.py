@@ -631,3 +631,48 @@ def test_support_sub_mip_improves_a_poor_start_within_its_neighbourhood(
     with_sub_mip = solve(build_model(random_data(5, n_skus=3, n_cands=6, n_periods=3)), EXACT)
     assert "sub-MIP" in with_sub_mip.message or "rounded relaxation" in with_sub_mip.message
     assert with_sub_mip.objective == pytest.approx(exact, rel=1e-9)
+
+
+# -- objective scaling -------------------------------------------------------------------
+
+
+def _short_of_capacity() -> PlanningData:
+    """Demand beyond what the supply cap allows: the unserved penalty (~1e9 USD per
+    request/s) sits in the objective next to costs of ~1e3, and the fixed-LP duals of
+    the binding limits are non-zero."""
+    skus = [sku("g", chips_per_unit=8, price_usd=2e5, cap_units=1)]
+    cands = [candidate("c", units={"g": 8}, rates=both("w", 20, 10))]
+    return make_data(skus=skus, candidates=cands, demand={"w": [3.0, 30.0]}, n_periods=2)
+
+
+def test_objective_scaling_is_invisible_in_results(monkeypatch: pytest.MonkeyPatch) -> None:
+    """solve() hands HiGHS the objective times objective_scale (a power of two) and divides
+    every value it reads back by it: the objective, the bound and the duals equal those
+    of an unscaled solve."""
+    from planner import solve as solve_module
+
+    data = _short_of_capacity()
+    assert solve_module.objective_scale(compile_model(build_model(data))) < 1.0
+    scaled = solve(build_model(data), EXACT, duals=True)
+    monkeypatch.setattr(solve_module, "OBJECTIVE_SCALE_MAX", math.inf)
+    assert solve_module.objective_scale(compile_model(build_model(data))) == 1.0
+    plain = solve(build_model(data), EXACT, duals=True)
+    assert scaled.status == plain.status == "optimal"
+    assert scaled.objective == pytest.approx(plain.objective, rel=1e-9)
+    assert scaled.bound == pytest.approx(plain.bound, rel=1e-9)
+    assert scaled.duals and plain.duals and scaled.duals.keys() == plain.duals.keys()
+    assert any(abs(d) > 1.0 for d in plain.duals.values())
+    for name, dual in plain.duals.items():
+        assert scaled.duals[name] == pytest.approx(dual, rel=1e-6, abs=1e-6), name
+
+
+def test_a_badly_scaled_relaxation_solves() -> None:
+    """A relaxation on which HiGHS 1.15's dual simplex failed without the scaling ("ratio
+    test failed due to excessive dual values", status Not Set -> our "error")."""
+    m = build_model(random_data(6, n_skus=3, n_cands=4, n_periods=3))
+    m.c_load_needs_an_instance.deactivate()
+    for v in m.component_data_objects(pyo.Var):
+        v.domain = pyo.NonNegativeReals
+    r = solve(m, EXACT)
+    assert r.status == "optimal"
+    assert r.objective is not None and r.objective > 1e9  # it does leave demand unserved
