@@ -10,6 +10,8 @@ sweep-sized models, so a sweep builds one *reference* model, compiles it to arra
   rates (an SLA re-filters candidates)   time-budget coefficients 1/rate of v_load; load
                                          columns of (candidate, workload, phase) rows the
                                          scenario lacks get upper bound 0
+  demand and rates together              coefficients and lower bounds of
+                                         c_instances_cover_demand (instance_cover_rps)
   settings.power_budget_mw               row upper bounds of c_power_budget (None = inf)
   settings.capex_budget_usd              row upper bound of c_capex_budget
   skus.unit_price_usd                    objective coefficients of v_buy[sku, *] and their
@@ -312,7 +314,7 @@ class PersistentModel:
     def _index_instances_cover_demand(self, inst_cols: np.ndarray) -> None:
         """Entries of c_instances_cover_demand on instance columns (formulation.py: cover
         x v_instances + v_unserved >= demand), the load column each one stands for, and
-        each load column's colocated partner (its other phase; -1 if none)."""
+        the (prefill, decode) load columns of each colocated (candidate, workload, period)."""
         lay, cm = self.layout, self.cm
         rows = lay.rows("c_instances_cover_demand")
         self.cover_rows = rows
@@ -340,14 +342,14 @@ class PersistentModel:
         row_of = {int(r): i for i, r in enumerate(rows.tolist())}
         self.cover_entry_row = np.array([row_of[int(r)] for r in cm.a_index[entries]], dtype=int)
         colocated = self.data.candidates["topology"].eq("colocated")
-        other = {"prefill": "decode", "decode": "prefill"}
-        self.load_partner = np.array(
+        self.colocated_pairs = np.array(
             [
-                load_pos.get((c, w, other[p], t), -1) if colocated.get(c, False) else -1
-                for (c, w, p, t) in load_pos
+                (k, load_pos[(c, w, "decode", t)])
+                for (c, w, p, t), k in load_pos.items()
+                if p == "prefill" and colocated.get(c, False) and (c, w, "decode", t) in load_pos
             ],
             dtype=int,
-        )
+        ).reshape(-1, 2)
 
     def _cover(
         self, rate: np.ndarray, present: np.ndarray, demand: np.ndarray, util: float
@@ -355,13 +357,11 @@ class PersistentModel:
         """c_instances_cover_demand for this scenario: the instance entries' coefficients
         (formulation.instance_cover_rps; 0 where the scenario lacks the load) and the rows'
         lower bounds (the demand; free where no load of the row is left)."""
-        inv = np.where(present, 1.0 / rate, 0.0)
-        partner = self.load_partner
-        inv = inv + np.where(partner >= 0, inv[np.maximum(partner, 0)], 0.0)
-        pairs = np.zeros((0, 2), dtype=int)  # partners are already summed into inv
-        cover = instance_cover_rps(
-            np.where(present, inv, 1.0), pairs, util, demand[self.load_demand_row]
-        )
+        inv_rate = np.where(present, 1.0 / rate, 0.0)  # a missing partner adds no time
+        with np.errstate(divide="ignore"):
+            cover = instance_cover_rps(
+                inv_rate, self.colocated_pairs, util, demand[self.load_demand_row]
+            )
         k = self.cover_load
         coef = np.where(present[k], cover[k], 0.0)
         live = np.bincount(
