@@ -59,7 +59,7 @@ def solve_plan(data: PlanningData, profile: SolverProfile | str = "default") -> 
 # --------------------------------------------------------------------------------------
 
 
-def _rounded_off(x: float | None, tol: float = 1e-9) -> float:
+def rounded_off(x: float | None, tol: float = 1e-9) -> float:
     """0 for solver noise around zero (and no value): an expression that nets chips against
     each other (facility power less provider-powered rentals) lands at -1e-12, which
     prints as -0."""
@@ -67,7 +67,7 @@ def _rounded_off(x: float | None, tol: float = 1e-9) -> float:
 
 
 def _val(v: Any) -> float:
-    return _rounded_off(v.value)
+    return rounded_off(v.value)
 
 
 def _values(var: Any) -> list[tuple[Any, float]]:
@@ -100,7 +100,7 @@ def _power(m: pyo.ConcreteModel, s: ModelSets) -> pd.DataFrame:
     budget = s.settings.power_budget_mw
     rows = []
     for t in s.periods:
-        mw = _rounded_off(pyo.value(m.e_power_mw[t]))
+        mw = rounded_off(pyo.value(m.e_power_mw[t]))
         rows.append((t, mw / s.settings.pue, mw, math.nan if budget is None else budget))
     return schema_table("power", rows)
 
@@ -156,7 +156,7 @@ def _costs(m: pyo.ConcreteModel, s: ModelSets) -> pd.DataFrame:
     rows = []
     for t in s.periods:
         parts = [
-            _rounded_off(pyo.value(e[t]), 1e-6)
+            rounded_off(pyo.value(e[t]), 1e-6)
             for e in (m.e_capex_usd, m.e_rental_usd, m.e_energy_usd, m.e_hosting_usd)
         ]
         rows.append((t, *parts, sum(parts)))

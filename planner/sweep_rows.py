@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from planner.model_data import PlanningData
+from planner.plan_read import rounded_off
 from planner.shortfall import UNSERVED_TOL_RPS, Outcome
 from planner.sweep_model import Applied
 
@@ -111,7 +112,7 @@ class RowReader:
         row.update(
             total_cost_usd=capex + rental + energy + hosting, capex_usd=capex,
             opex_usd=rental + energy + hosting, rental_usd=rental, energy_usd=energy,
-            hosting_usd=hosting, peak_facility_mw=float(np.max(t.power_mw_t @ x, initial=0.0)),
+            hosting_usd=hosting, peak_facility_mw=rounded_off(float(np.max(t.power_mw_t @ x, initial=0.0))),
             unserved_rps=unserved,
             binding=self.binding(applied, out.first_x if out.first_x is not None else x, unserved),
         )  # fmt: skip
