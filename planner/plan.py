@@ -21,6 +21,10 @@ import pandas as pd
 from planner.model_data import PlanningData, Settings
 
 TOL = 1e-6
+# plan.json's layout version, written as "schema_version". Bump it when a field changes
+# meaning or a reader of the old layout would misread the new one; files without it are
+# version 0 (before it was recorded), read with the migrations in `from_dict`.
+PLAN_SCHEMA_VERSION = 1
 
 TABLE_SCHEMAS: dict[str, dict[str, str]] = {
     "purchases": {
@@ -153,14 +157,22 @@ class Plan:
             ]
             for name in TABLE_SCHEMAS
         }
-        return {**scalars, "tables": tables}
+        return {"schema_version": PLAN_SCHEMA_VERSION, **scalars, "tables": tables}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=1, allow_nan=False)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Plan:
+        """A Plan from `to_dict`'s layout, this version's or an older one. A newer one is
+        refused (ValueError naming both versions) rather than read as something else."""
         raw = dict(raw)
+        version = raw.pop("schema_version", 0)
+        if not isinstance(version, int) or not 0 <= version <= PLAN_SCHEMA_VERSION:
+            raise ValueError(
+                f"schema_version {version!r}: this planner reads plan.json versions 0 to "
+                f"{PLAN_SCHEMA_VERSION}; a newer planner wrote it (upgrade to read it)"
+            )
         tables = {
             name: schema_table(
                 name,

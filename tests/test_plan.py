@@ -142,6 +142,29 @@ def test_a_plan_saved_before_rented_power_reads_as_facility() -> None:
     assert Plan.from_dict(raw).settings.rented_power == "facility"
 
 
+def test_plan_json_records_its_schema_version_and_refuses_a_newer_one(tmp_path) -> None:
+    """plan.json says which layout it is; a file from a newer planner is an input error
+    naming the file and both versions, and one from before versions were written (no
+    field) still reads."""
+    from planner.cli_report import load_plan
+    from planner.errors import PlannerInputError
+    from planner.plan import PLAN_SCHEMA_VERSION
+
+    plan = solve_plan(mixed(), EXACT)
+    raw = json.loads(plan.to_json())
+    assert raw["schema_version"] == PLAN_SCHEMA_VERSION
+    del raw["schema_version"]
+    assert Plan.from_dict(raw) == plan
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps({**raw, "schema_version": PLAN_SCHEMA_VERSION + 1}))
+    with pytest.raises(PlannerInputError) as err:
+        load_plan(path)
+    text = str(err.value)
+    assert str(path) in text
+    assert f"schema_version {PLAN_SCHEMA_VERSION + 1}" in text
+    assert f"versions 0 to {PLAN_SCHEMA_VERSION}" in text
+
+
 def test_json_round_trip_keeps_inputs_and_nan() -> None:
     plan = solve_plan(micro(power_budget_mw=1.0, relax_instances=True), EXACT)
     plan = plan.with_inputs({"demand_source": "x.csv", "rows": [{"a": 1}]})
