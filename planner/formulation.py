@@ -74,6 +74,10 @@ TIE_BREAK_FRACTION = 0.01
 # objective (not to the costs reported): between equal plans, buy as late as possible.
 BUY_LATE_TIE_BREAK = 1e-9
 
+# Families that only restate other rows, for branch and bound (define_instances_cover_demand):
+# planner.solve frees them before reading duals, which they would otherwise share.
+REDUNDANT_ROWS: tuple[str, ...] = ("c_instances_cover_demand",)
+
 LoadKey = tuple[str, str, str, str]  # candidate, workload, phase, period
 CT = tuple[str, str]  # candidate, period
 HT = tuple[str, str]  # sku, period
@@ -730,8 +734,8 @@ def instance_cover_rps(
     alone, at most the demand: min(util_max x rate, demand).
 
     A colocated instance carries prefill and decode of the same requests, so its share of
-    either phase is util_max / (1/rate_prefill + 1/rate_decode). Capping at the demand is
-    what makes define_instances_cover_demand stronger than its parts (see there)."""
+    either phase is util_max / (1/rate_prefill + 1/rate_decode). The cap at the demand is
+    c_load_needs_an_instance's bound (valid because instances are whole numbers)."""
     inv = inv_rate.astype(float, copy=True)
     if len(colocated_pairs):
         pre, dec = colocated_pairs[:, 0], colocated_pairs[:, 1]

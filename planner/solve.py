@@ -50,7 +50,7 @@ from pyomo.repn.plugins.standard_form import LinearStandardFormCompiler
 
 from planner.catalog import data_dir, load_yaml_model
 from planner.errors import InputProblem, PlannerInputError
-from planner.formulation import build_model
+from planner.formulation import REDUNDANT_ROWS, build_model
 from planner.model_data import PlanningData
 from planner.pyomo_env import environ, pyo
 
@@ -75,9 +75,6 @@ SUPPORT_MIP_SHARE = 0.75
 SUPPORT_GROUPS = ("v_instances",)
 # Largest objective coefficient HiGHS sees (objective_scale); HiGHS warns above ~1e6.
 OBJECTIVE_SCALE_MAX = 1e6
-# Constraint families that restate other rows for branch and bound (formulation.py):
-# freed before duals are read (fixed_lp_duals).
-REDUNDANT_ROWS = ("c_instances_cover_demand",)
 # Relative slack on the peak fixed between the two stages of the "power" objective.
 PEAK_SLACK = 1e-6
 
@@ -559,6 +556,7 @@ def solve_compiled(
         return CompiledSolution(empty, np.zeros(0))
     deadline = time.perf_counter() + profile.time_limit_s
     timings: dict[str, float] = {}
+    scale = objective_scale(cm)  # make_highs applies it; values read back divide by it
 
     t1 = time.perf_counter()
     lp = make_highs(cm, profile, integral=False, log=log)
@@ -573,7 +571,7 @@ def solve_compiled(
         ms.kUnboundedOrInfeasible,
         ms.kUnbounded,
     ):
-        result = _result_from(lp, "highs", lp_status, is_mip=False, scale=objective_scale(cm))
+        result = _result_from(lp, "highs", lp_status, is_mip=False, scale=scale)
         timings["solve_s"] = timings["lp_s"]
         result.timings = timings
         if not result.has_solution:
@@ -582,15 +580,11 @@ def solve_compiled(
         return CompiledSolution(
             result,
             np.asarray(solution.col_value),
-            np.asarray(solution.row_dual) / objective_scale(cm),
+            np.asarray(solution.row_dual) / scale,
         )
 
     # The relaxation's optimum bounds the MIP; read it now, before the start's re-solves.
-    lp_bound = (
-        lp.getInfo().objective_function_value / objective_scale(cm)
-        if lp_status == ms.kOptimal
-        else None
-    )
+    lp_bound = lp.getInfo().objective_function_value / scale if lp_status == ms.kOptimal else None
     x_lp = np.asarray(lp.getSolution().col_value) if lp_status == ms.kOptimal else None
     t2 = time.perf_counter()
     given = _feasible_or_none(cm, start)
