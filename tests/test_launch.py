@@ -1,0 +1,54 @@
+"""The `planner` launcher's exit: skipping the interpreter's teardown loses nothing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from planner.launch import exit_code
+
+
+@pytest.mark.parametrize(("code", "status"), [(None, 0), (0, 0), (3, 3), ("bad", 1)])
+def test_exit_code_maps_system_exit_as_the_interpreter_does(code: object, status: int) -> None:
+    assert exit_code(code) == status
+
+
+def _python(source: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", source], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_exit_now_flushes_output_and_runs_atexit_handlers_first() -> None:
+    done = _python(
+        "import atexit, sys\n"
+        "from planner.launch import exit_now\n"
+        "atexit.register(lambda: print('handler', end=''))\n"
+        "print('out;', end='')\n"
+        "print('err;', end='', file=sys.stderr)\n"
+        "exit_now(5)\n"
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (5, "out;handler", "err;")
+
+
+def test_exit_now_waits_for_a_running_thread_that_is_not_a_daemon() -> None:
+    done = _python(
+        "import threading, time\n"
+        "from planner.launch import exit_now\n"
+        "threading.Thread(target=lambda: (time.sleep(0.3), print('thread done'))).start()\n"
+        "exit_now(4)\n"
+    )
+    assert (done.returncode, done.stdout.strip()) == (4, "thread done")
+
+
+def test_planner_output_piped_through_the_launcher_is_complete() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "planner", "catalog", "list", "--format", "json"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    listed = json.loads(done.stdout)  # the whole document arrived (nothing left in a buffer)
+    assert len(listed) > 0
