@@ -22,7 +22,7 @@ second; the results equal a group-by-group loop's bit for bit (same operations, 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, cast
@@ -907,7 +907,17 @@ def prune_dominated(table: pd.DataFrame) -> pd.DataFrame:
     return table[~gone[rm.codes]].reset_index(drop=True)
 
 
-def chip_hour_usd(skus: pd.DataFrame, settings: Settings, n_periods: int) -> dict[str, float]:
+def sunk_skus(existing: pd.DataFrame | None) -> frozenset[str]:
+    """SKUs of which the plan starts with chips in service (an existing fleet)."""
+    if existing is None or not len(existing):
+        return frozenset()
+    held = existing[(existing["chips"] > 0) & (existing["retire_period"] > 0)]
+    return frozenset(str(h) for h in held["sku"])
+
+
+def chip_hour_usd(
+    skus: pd.DataFrame, settings: Settings, n_periods: int, sunk: Collection[str] = ()
+) -> dict[str, float]:
     """Per SKU, per chip-hour: the cheaper of owning (capex plus the chip's energy and
     hosting) and renting (plus energy and hosting too when rented chips draw facility
     power), as the objective charges them over a horizon of `n_periods` periods.
@@ -919,11 +929,14 @@ def chip_hour_usd(skus: pd.DataFrame, settings: Settings, n_periods: int) -> dic
     owned chip-hour gets in this plan. (Spreading it over the lifetime, as before, made a
     chip bought for the last quarters of a short horizon look 3-20x cheaper than the plan
     pays, and pruned rented candidates that were cheaper.) No owning where no chip can be
-    usable within the horizon."""
+    usable within the horizon.
+
+    `sunk`: SKUs valued as chips already owned (sunk_skus): their running cost alone, the
+    price being paid before the plan starts."""
     out = {}
     for sku, row in skus.iterrows():
         running = float(row["all_in_w_per_chip"]) * settings.running_usd_per_w_hour
-        options = []
+        options = [running] if sku in sunk else []
         if pd.notna(row["unit_price_usd"]):
             life = int(row["lifetime_periods"])
             owned = (
@@ -946,11 +959,14 @@ def _first_owned_period(row: pd.Series) -> int:
     return int(row["first_buy_period"]) + int(row["lead_periods"])
 
 
-def first_usable(skus: pd.DataFrame, settings: Settings) -> dict[str, int]:
-    """Per SKU: the first period it can be in the fleet (bought + lead time, or rented)."""
+def first_usable(
+    skus: pd.DataFrame, settings: Settings, sunk: Collection[str] = ()
+) -> dict[str, int]:
+    """Per SKU: the first period it can be in the fleet (bought + lead time, or rented;
+    the first period for `sunk` SKUs, owned from the start)."""
     out = {}
     for sku, row in skus.iterrows():
-        ways = []
+        ways = [0] if sku in sunk else []
         if pd.notna(row["unit_price_usd"]):
             ways.append(_first_owned_period(row))
         if pd.notna(row["rent_usd_per_chip_hour"]) and settings.allow_rent:
@@ -966,12 +982,14 @@ def _pruning_scope(topology: np.ndarray) -> np.ndarray:
 
 
 def _instance_hour_usd_and_first_period(
-    units_of: Iterable[dict[str, int]], skus: pd.DataFrame, settings: Settings, n_periods: int
-) -> tuple[np.ndarray, np.ndarray]:
+    units_of: Iterable[dict[str, int]], skus: pd.DataFrame, settings: Settings, n_periods: int,
+    sunk: Collection[str] = (),
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """Per instance (its chips per SKU): the ranking cost of one instance-hour, its chips at
     capex-or-rent with energy and hosting where we pay them (chip_hour_usd), and the first
-    period all its chips can be in the fleet (first_usable)."""
-    chip_usd, usable = chip_hour_usd(skus, settings, n_periods), first_usable(skus, settings)
+    period all its chips can be in the fleet (first_usable); `sunk` SKUs as owned."""
+    chip_usd = chip_hour_usd(skus, settings, n_periods, sunk)
+    usable = first_usable(skus, settings, sunk)
     units = list(units_of)
     cost_h = np.array([sum(n * chip_usd[k] for k, n in u.items()) for u in units], dtype=float)
     avail = np.array([max(usable[k] for k in u) for u in units], dtype=int)
@@ -1008,8 +1026,9 @@ def _frontier_keep(
 
 
 def prune_to_frontier(
-    table: pd.DataFrame, skus: pd.DataFrame, settings: Settings, n_periods: int
-) -> pd.DataFrame:
+    table: pd.DataFrame, skus: pd.DataFrame, settings: Settings, n_periods: int,
+    sunk: Collection[str] = (),
+) -> pd.DataFrame:  # fmt: skip
     """Keep, per phase scope, the candidates on the cost-power frontier of their workloads.
 
     Candidate B is dropped when some A of the same scope (colocated instances together,
@@ -1018,20 +1037,49 @@ def prune_to_frontier(
     per request/s and no higher power per request/s, strictly better on one count. Any
     load B carries, A carries for less money and less power (money at `chip_hour_usd`).
 
+    An existing fleet (`sunk`: its SKUs) is ranked twice, and a candidate on the frontier
+    of either ranking stays: once at market prices, for what has to be bought or rented,
+    and once with the owned chips at their running cost alone, available from the first
+    period, so candidates that put the owned chips to work are not pruned for costing
+    more at a purchase price nobody pays again. (Ranked at market prices only, a
+    forecast with 32 owned H100s got the same plan as without them, every owned chip
+    idle, at twice the cost of the exhaustive plan.)
+
     A heuristic, not an exact reduction: it ignores whole instances (A's may be larger,
     and where a workload needs only a few instances a smaller candidate that is dearer per
-    request/s makes the cheaper plan), purchase units, an existing fleet and budgets that
-    favour one kind of spending. On small fleets that costs real money: see
+    request/s makes the cheaper plan), purchase units, how many chips are owned, and
+    budgets that favour one kind of spending. On small fleets that costs real money: see
     benchmarks/pruning_loss.py and the README. `--exhaustive` (scenario `exhaustive:
     true`) turns it off, at the price of a larger, slower MIP.
     """
     if table.empty:
         return table
     rm = _rate_matrix(table, "max")
-    topo, units_of = rm.column(table, "topology"), rm.column(table, "units")
+    units_of = rm.column(table, "units")
+    keep = np.zeros(len(rm.names), dtype=bool)
+    for owned in _rankings(sunk, units_of):
+        cost_h, avail = _instance_hour_usd_and_first_period(
+            units_of, skus, settings, n_periods, owned
+        )
+        keep |= _on_frontier(table, rm, cost_h, avail)
+    return table[keep[rm.codes]].reset_index(drop=True)
+
+
+def _rankings(sunk: Collection[str], units_of: Iterable[dict[str, int]]) -> list[frozenset[str]]:
+    """The price sets the frontier is ranked under: market prices, and with the owned
+    SKUs as sunk where some candidate uses one."""
+    owned = frozenset(sunk) & {k for u in units_of for k in u}
+    return [frozenset(), owned] if owned else [frozenset()]
+
+
+def _on_frontier(
+    table: pd.DataFrame, rm: _RateMatrix, cost_h: np.ndarray, avail: np.ndarray
+) -> np.ndarray:
+    """Per candidate of `rm`: on the cost-power frontier of its scope (prune_to_frontier)
+    at instance-hour costs `cost_h` and first periods `avail`."""
+    topo = rm.column(table, "topology")
     power_w = table["power_w"].to_numpy(dtype=float)[rm.first]
     scope = _pruning_scope(topo)
-    cost_h, avail = _instance_hour_usd_and_first_period(units_of, skus, settings, n_periods)
     served = rm.served
     r = np.where(served, rm.rate, 1.0)
     cost = np.where(served, cost_h[:, None] / r, np.inf)
@@ -1047,24 +1095,25 @@ def prune_to_frontier(
         keep[idx] = _frontier_keep(
             cost[np.ix_(idx, cols)], power[np.ix_(idx, cols)], served[np.ix_(idx, cols)], avail[idx]
         )
-    return table[keep[rm.codes]].reset_index(drop=True)
+    return keep
 
 
 def prune_frontier_keeping_covers(
     table: pd.DataFrame, skus: pd.DataFrame, settings: Settings, periods: list[str],
-    demand: pd.DataFrame | None,
+    demand: pd.DataFrame | None, sunk: Collection[str] = (),
 ) -> pd.DataFrame:  # fmt: skip
     """prune_to_frontier, keeping also the cover_candidates of `demand` (None: none)."""
-    kept = prune_to_frontier(table, skus, settings, len(periods))
+    kept = prune_to_frontier(table, skus, settings, len(periods), sunk)
     if demand is None or table.empty:
         return kept
-    names = set(kept["candidate"]) | cover_candidates(table, skus, settings, periods, demand)
+    covers = cover_candidates(table, skus, settings, periods, demand, sunk)
+    names = set(kept["candidate"]) | covers
     return table[table["candidate"].isin(names).to_numpy()].reset_index(drop=True)
 
 
 def cover_candidates(
     table: pd.DataFrame, skus: pd.DataFrame, settings: Settings, periods: list[str],
-    demand: pd.DataFrame,
+    demand: pd.DataFrame, sunk: Collection[str] = (),
 ) -> set[str]:  # fmt: skip
     """Candidates that serve some workload's load in whole instances most cheaply.
 
@@ -1079,13 +1128,26 @@ def cover_candidates(
     candidates per (workload, phase, period), so the MIP stays small; still a heuristic:
     mixes of three or more kinds are not looked at.
 
-    `demand`: planning-table demand (workload, period, requests_per_s)."""
+    `demand`: planning-table demand (workload, period, requests_per_s). `sunk`: the SKUs
+    of an existing fleet, ranked both ways as in prune_to_frontier."""
     if table.empty:
         return set()
     first = table.drop_duplicates("candidate")
-    usd_h, first_period = _instance_hour_usd_and_first_period(
-        first["units"], skus, settings, len(periods)
-    )
+    keep: set[str] = set()
+    for owned in _rankings(sunk, first["units"]):
+        usd_h, first_period = _instance_hour_usd_and_first_period(
+            first["units"], skus, settings, len(periods), owned
+        )
+        keep |= _covers(table, first, settings, periods, demand, usd_h, first_period)
+    return keep
+
+
+def _covers(
+    table: pd.DataFrame, first: pd.DataFrame, settings: Settings, periods: list[str],
+    demand: pd.DataFrame, usd_h: np.ndarray, first_period: np.ndarray,
+) -> set[str]:  # fmt: skip
+    """cover_candidates at one ranking: instance-hour costs `usd_h` and first periods
+    `first_period`, per row of `first` (one row per candidate)."""
     cost_h = dict(zip(first["candidate"], usd_h, strict=True))
     avail = dict(zip(first["candidate"], first_period, strict=True))
     topo = table["topology"].to_numpy(dtype=object)
@@ -1230,8 +1292,9 @@ def build_candidates(
         table = prune_dominated(table)
     if len(table) and opts.prune_frontier:
         table = prune_frontier_keeping_covers(
-            table, sku_all, settings, list(periods.index), demand_df if opts.keep_covers else None
-        )
+            table, sku_all, settings, list(periods.index),
+            demand_df if opts.keep_covers else None, sunk_skus(existing),
+        )  # fmt: skip
     best_df = _best_reachable(best)
     used = {s for u in table["units"] for s in u} if len(table) else set()
     if existing is not None and len(existing):

@@ -28,6 +28,7 @@ from planner.candidates import (
     prune_dominated,
     prune_frontier_keeping_covers,
     sku_table,
+    sunk_skus,
     usable_skus,
 )
 from planner.catalog import Catalog
@@ -114,7 +115,8 @@ class CandidateTables:
             t = self._pruned_dominated(key.sla)
             if len(t) and self.opts.prune_frontier:
                 t = prune_frontier_keeping_covers(
-                    t, skus, settings, self.periods, self._load(key) if self.opts.keep_covers else None
+                    t, skus, settings, self.periods, self._load(key) if self.opts.keep_covers else None,
+                    sunk_skus(self.cs.data.existing),
                 )  # fmt: skip
             self._tables[key] = t.reset_index(drop=True)
         return self._tables[key]

@@ -214,3 +214,84 @@ def test_exhaustive_and_cover_cannot_both_be_asked_for(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["plan", "--no-write", "--exhaustive", "--pruning", "cover"])
     assert res.exit_code == 2
     assert "'pruning': 'cover'" in res.output and "'exhaustive': True" in res.output
+
+
+# --------------------------------------------------------------------------------------
+# an existing fleet: owned chips are ranked at their running cost too
+# --------------------------------------------------------------------------------------
+
+
+def test_owned_chips_cost_their_running_cost_and_are_there_from_the_start() -> None:
+    from planner.candidates import first_usable, sunk_skus
+
+    skus = sku_rows(x={"unit_price_usd": 80_000.0, "first_buy_period": 3},
+                    y={"rent_usd_per_chip_hour": 5.0})  # fmt: skip
+    st = Settings(rented_power="provider")
+    running = 1000.0 * st.running_usd_per_w_hour
+    assert chip_hour_usd(skus, st, 8, sunk={"x"})["x"] == pytest.approx(running)
+    assert chip_hour_usd(skus, st, 8)["x"] > 4 * running  # the price, spread over 4 periods
+    assert first_usable(skus, st)["x"] == 4  # bought in period 3, one period's lead time
+    assert first_usable(skus, st, sunk={"x"})["x"] == 0
+    existing = pd.DataFrame({"sku": ["x", "y", "z"], "chips": [16.0, 0.0, 8.0],
+                             "retire_period": [4, 4, 0]})  # fmt: skip
+    assert sunk_skus(existing) == {"x"}  # y: no chips; z: retired before the first period
+    assert sunk_skus(None) == frozenset()
+
+
+def _owned_and_new() -> tuple[pd.DataFrame, pd.DataFrame, Settings]:
+    """A: 10 rps on one chip of X (an older part, 80,000 USD per 8 chips, no rental);
+    B: 20 rps on one chip of Y (rent 1 USD/h). Both 1000 W. At market prices B is cheaper
+    and leaner per request/s, so the frontier drops A; with X's chips owned, A costs only
+    their running cost (0.25 USD/h at the default electricity, PUE and hosting) per 10 rps
+    against B's 1 USD/h per 20 rps: A is cheaper then, B still leaner in power."""
+    skus = sku_rows(x={"unit_price_usd": 80_000.0, "lead_periods": 0},
+                    y={"rent_usd_per_chip_hour": 1.0})  # fmt: skip
+    table = pd.DataFrame({
+        "candidate": ["a", "b"], "topology": ["pd", "pd"], "workload": ["w", "w"],
+        "phase": ["decode", "decode"], "rate_rps": [10.0, 20.0], "power_w": [1000.0, 1000.0],
+        "description": ["", ""], "units": [{"x": 1}, {"y": 1}],
+    })  # fmt: skip
+    return skus, table, Settings(rented_power="provider")
+
+
+def test_frontier_keeps_candidates_that_use_owned_chips() -> None:
+    skus, table, st = _owned_and_new()
+    running = 1000.0 * st.running_usd_per_w_hour
+    assert running / 10 < 1.0 / 20  # the premise: owned A is cheaper per request/s
+    assert list(prune_to_frontier(table, skus, st, 4)["candidate"]) == ["b"]
+    # owned X: A on the frontier of the owned ranking, B of the market one (for the load
+    # beyond the owned chips)
+    assert list(prune_to_frontier(table, skus, st, 4, sunk={"x"})["candidate"]) == ["a", "b"]
+    # owning a SKU no candidate uses changes nothing
+    assert list(prune_to_frontier(table, skus, st, 4, sunk={"q"})["candidate"]) == ["b"]
+
+
+def test_cover_keeps_candidates_that_use_owned_chips() -> None:
+    skus, table, st = _owned_and_new()
+    skus.loc["x", "first_buy_period"] = 5  # X cannot be bought within the horizon
+    demand = pd.DataFrame({"workload": ["w"], "period": ["p0"], "requests_per_s": [5.0]})
+    # at market prices X's chips cannot be in the fleet at all: B covers the load
+    assert cover_candidates(table, skus, st, ["p0"], demand) == {"b"}
+    assert cover_candidates(table, skus, st, ["p0"], demand, sunk={"x"}) == {"a", "b"}
+
+
+@pytest.mark.parametrize("pruning", ["frontier", "cover"])
+def test_an_existing_fleet_is_put_to_work_and_never_costs_more(pruning: str) -> None:
+    """default.csv's first two quarters, with 16 owned H100s: the pruned plan uses them
+    and costs no more than the plan without them (before owned SKUs were ranked at their
+    running cost, the frontier dropped every H100 candidate and the plan left all 16 idle)."""
+    catalog = load_catalog()
+    demand = data_dir("demand") / "default.csv"
+    common = {"horizon": ["2027Q1", "2027Q2"], "allowed_skus": ["h100-sxm", "b200", "b300"],
+              "pruning": pruning}  # fmt: skip
+    bare = run_planning(demand, Scenario(**common), catalog=catalog, explain=False)
+    owned = Scenario(**common, existing_fleet=[{"sku": "h100-sxm", "chips": 16}])
+    held = run_planning(demand, owned, catalog=catalog, explain=False)
+    assert bare.plan.status == held.plan.status == "optimal"
+    assert held.verification.passed
+    fleet = held.plan.fleet.set_index(["sku", "period"])
+    assert fleet.loc[("h100-sxm", "2027Q1"), "owned_chips"] == 16
+    assert fleet.loc["h100-sxm", "used_chips"].sum() > 0
+    assert held.plan.objective <= bare.plan.objective * (1 + (held.plan.gap or 0.0)) + 1e-6
+    # and here markedly less: the owned chips replace purchases or rentals
+    assert held.plan.objective < bare.plan.objective * 0.95

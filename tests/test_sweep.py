@@ -191,8 +191,17 @@ def test_power_objective_equals_single_plans(catalog, base: Scenario, tmp_path: 
         )
 
 
-def test_candidate_replica_matches_prepare(catalog, base: Scenario, tmp_path: Path) -> None:
-    """The sweep's candidate data for a point equals what planning.prepare builds."""
+@pytest.mark.parametrize("owned", [[], [{"sku": "h100-sxm", "chips": 8}]])
+def test_candidate_replica_matches_prepare(
+    catalog, base: Scenario, tmp_path: Path, owned: list[dict]
+) -> None:
+    """The sweep's candidate data for a point equals what planning.prepare builds (also
+    with an existing fleet, which the frontier pruning ranks at its running cost)."""
+    if owned:  # with B200s to buy, the owned H100s' candidates are pruned at market prices
+        skus = [*SKUS, "b200"]
+        base = Scenario.model_validate(
+            {**base.model_dump(), "existing_fleet": owned, "allowed_skus": skus}
+        )
     request = SweepRequest(DEMAND, base, tuple(parse_axes(["tpot_ms=10", "price.h100-sxm=150000"])))
     job = plan_sweep(request, catalog)
     ctx = context_of(job, compute_tables(job, range(len(job.keys))))
