@@ -25,7 +25,7 @@ import math
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Literal, cast
 
 import numpy as np
 import pandas as pd
@@ -916,8 +916,9 @@ def sunk_skus(existing: pd.DataFrame | None) -> frozenset[str]:
 
 
 def chip_hour_usd(
-    skus: pd.DataFrame, settings: Settings, n_periods: int, sunk: Collection[str] = ()
-) -> dict[str, float]:
+    skus: pd.DataFrame, settings: Settings, n_periods: int, sunk: Collection[str] = (),
+    renting: bool = False,
+) -> dict[str, float]:  # fmt: skip
     """Per SKU, per chip-hour: the cheaper of owning (capex plus the chip's energy and
     hosting) and renting (plus energy and hosting too when rented chips draw facility
     power), as the objective charges them over a horizon of `n_periods` periods.
@@ -932,12 +933,14 @@ def chip_hour_usd(
     usable within the horizon.
 
     `sunk`: SKUs valued as chips already owned (sunk_skus): their running cost alone, the
-    price being paid before the plan starts."""
+    price being paid before the plan starts. `renting`: a rentable SKU at its rent alone,
+    as a capex budget may leave nothing to buy with."""
     out = {}
     for sku, row in skus.iterrows():
         running = float(row["all_in_w_per_chip"]) * settings.running_usd_per_w_hour
         options = [running] if sku in sunk else []
-        if pd.notna(row["unit_price_usd"]):
+        rentable = pd.notna(row["rent_usd_per_chip_hour"]) and settings.allow_rent
+        if pd.notna(row["unit_price_usd"]) and not (renting and rentable):
             life = int(row["lifetime_periods"])
             owned = (
                 life if settings.cost_basis == "amortized"
@@ -946,7 +949,7 @@ def chip_hour_usd(
             if owned > 0:
                 per_chip = row["unit_price_usd"] / row["chips_per_unit"]
                 options.append(per_chip / (owned * row["period_hours"]) + running)
-        if pd.notna(row["rent_usd_per_chip_hour"]) and settings.allow_rent:
+        if rentable:
             paid_here = running if settings.rented_power == "facility" else 0.0
             options.append(row["rent_usd_per_chip_hour"] + paid_here)
         out[str(sku)] = min(options) if options else np.inf
@@ -983,12 +986,13 @@ def _pruning_scope(topology: np.ndarray) -> np.ndarray:
 
 def _instance_hour_usd_and_first_period(
     units_of: Iterable[dict[str, int]], skus: pd.DataFrame, settings: Settings, n_periods: int,
-    sunk: Collection[str] = (),
+    ranking: Ranking = (frozenset(), False),
 ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """Per instance (its chips per SKU): the ranking cost of one instance-hour, its chips at
     capex-or-rent with energy and hosting where we pay them (chip_hour_usd), and the first
-    period all its chips can be in the fleet (first_usable); `sunk` SKUs as owned."""
-    chip_usd = chip_hour_usd(skus, settings, n_periods, sunk)
+    period all its chips can be in the fleet (first_usable), under `ranking` (_rankings)."""
+    sunk, renting = ranking
+    chip_usd = chip_hour_usd(skus, settings, n_periods, sunk, renting)
     usable = first_usable(skus, settings, sunk)
     units = list(units_of)
     cost_h = np.array([sum(n * chip_usd[k] for k, n in u.items()) for u in units], dtype=float)
@@ -1057,19 +1061,47 @@ def prune_to_frontier(
     rm = _rate_matrix(table, "max")
     units_of = rm.column(table, "units")
     keep = np.zeros(len(rm.names), dtype=bool)
-    for owned in _rankings(sunk, units_of):
+    for ranking in _rankings(settings, sunk, units_of):
         cost_h, avail = _instance_hour_usd_and_first_period(
-            units_of, skus, settings, n_periods, owned
+            units_of, skus, settings, n_periods, ranking
         )
         keep |= _on_frontier(table, rm, cost_h, avail)
     return table[keep[rm.codes]].reset_index(drop=True)
 
 
-def _rankings(sunk: Collection[str], units_of: Iterable[dict[str, int]]) -> list[frozenset[str]]:
-    """The price sets the frontier is ranked under: market prices, and with the owned
-    SKUs as sunk where some candidate uses one."""
+Ranking = tuple[frozenset[str], bool]  # (SKUs owned already, rent where rentable)
+
+
+CapexLimit = Literal["none", "budget", "zero"]
+
+
+def capex_limit(settings: Settings) -> CapexLimit:
+    """What the capex budgets leave to buy with, as the pruning sees it (_rankings): no
+    budget, some budget, or nothing at all (a budget of zero)."""
+    budgets = (settings.capex_budget_usd, settings.capex_budget_usd_per_period)
+    if 0.0 in budgets:
+        return "zero"
+    return "none" if budgets == (None, None) else "budget"
+
+
+def _rankings(
+    settings: Settings, sunk: Collection[str], units_of: Iterable[dict[str, int]]
+) -> list[Ranking]:
+    """The prices the frontier is ranked under (chip_hour_usd): the market's (the cheaper
+    of owning and renting); with the owned SKUs at their running cost, where some
+    candidate uses one; and, under a capex budget, each of those with renting in place of
+    owning wherever a SKU can be rented (the budget may leave nothing to buy with, and a
+    candidate dearer to own but cheaper to rent must then stay). A budget of zero buys
+    nothing: then the renting rankings alone (the market's would only add candidates
+    priced at a purchase that cannot happen, and slow the MIP: 36 -> 56 candidates and
+    1.9 -> 8.3 s on default.csv, for the same plan)."""
     owned = frozenset(sunk) & {k for u in units_of for k in u}
-    return [frozenset(), owned] if owned else [frozenset()]
+    ranks: list[Ranking] = [(frozenset(), False), *([(owned, False)] if owned else [])]
+    limit = capex_limit(settings)
+    if limit != "none" and settings.allow_rent:
+        renting: list[Ranking] = [(o, True) for o, _ in ranks]
+        ranks = renting if limit == "zero" else [*ranks, *renting]
+    return ranks
 
 
 def _on_frontier(
@@ -1134,9 +1166,9 @@ def cover_candidates(
         return set()
     first = table.drop_duplicates("candidate")
     keep: set[str] = set()
-    for owned in _rankings(sunk, first["units"]):
+    for ranking in _rankings(settings, sunk, first["units"]):
         usd_h, first_period = _instance_hour_usd_and_first_period(
-            first["units"], skus, settings, len(periods), owned
+            first["units"], skus, settings, len(periods), ranking
         )
         keep |= _covers(table, first, settings, periods, demand, usd_h, first_period)
     return keep

@@ -44,7 +44,7 @@ from typing import Any, Literal
 import pandas as pd
 from pydantic import ValidationError
 
-from planner.candidates import candidate_options, usable_skus
+from planner.candidates import candidate_options, capex_limit, usable_skus
 from planner.catalog import Catalog, load_catalog
 from planner.demand import Demand
 from planner.errors import InputProblem, PlannerInputError, did_you_mean, unknown_id
@@ -270,7 +270,9 @@ def plan_sweep(request: SweepRequest, catalog: Catalog | None = None) -> SweepJo
     points = points_of(request.axes, request.mode)
     probe = _probe(request.axes)
     cover = sc.pruning_mode == "cover"
-    keys, key_of_point = _table_keys([*points, probe], demand, targets, cover=cover)
+    keys, key_of_point = _table_keys(
+        [*points, probe], demand, targets, cover=cover, settings=sc.settings()
+    )
     probe_key = key_of_point.pop()
     return SweepJob(
         axes=tuple(request.axes), mode=request.mode, points=points, keys=keys,
@@ -347,18 +349,23 @@ def economics_of(point: dict[str, Value]) -> Economics:
 
 
 def _table_keys(
-    points: list[dict[str, Value]], demand: Demand, targets: list[str], *, cover: bool
-) -> tuple[list[TableKey], list[int]]:
+    points: list[dict[str, Value]], demand: Demand, targets: list[str], *, cover: bool,
+    settings: Settings,
+) -> tuple[list[TableKey], list[int]]:  # fmt: skip
     """Distinct table keys (first-use order) and each point's. A point with an invalid
     value maps to the base key (it is reported invalid before it is solved). With pruning
-    "cover" the kept candidates depend on the load, so the demand scale is in the key."""
-    base = TableKey(base_sla(demand))
+    "cover" the kept candidates depend on the load, so the demand scale is in the key;
+    what the capex budgets leave to buy with is in it always (`settings`: the base
+    scenario's)."""
+    base = TableKey(base_sla(demand), capex=capex_limit(settings))
     keys: list[TableKey] = []
     of_point = []
     for p in points:
         scale = float(p.get("demand_scale") or 1.0) if cover else 1.0
+        budget = p.get("capex_budget_usd", settings.capex_budget_usd)
+        capex = capex_limit(settings.model_copy(update={"capex_budget_usd": budget}))
         key = (
-            TableKey(_sla_of(p, demand, targets), economics_of(p), scale)
+            TableKey(_sla_of(p, demand, targets), economics_of(p), scale, capex)
             if not point_problems(p)
             else base
         )

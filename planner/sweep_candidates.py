@@ -23,8 +23,10 @@ import pandas as pd
 
 from planner.candidates import (
     CandidateSet,
+    CapexLimit,
     build_candidates,
     candidate_options,
+    capex_limit,
     prune_dominated,
     prune_frontier_keeping_covers,
     sku_table,
@@ -47,6 +49,9 @@ class TableKey:
     sla: SlaKey
     economics: Economics = ()
     demand_scale: float = 1.0  # of the target workloads; 1 unless pruning is "cover"
+    # What the key's capex budgets leave to buy with (candidates.capex_limit): under a
+    # budget the pruning ranks rentals at their rent too (candidates._rankings).
+    capex: CapexLimit = "none"
 
 
 def base_sla(demand: Demand) -> SlaKey:
@@ -80,7 +85,7 @@ class CandidateTables:
         keys: list[TableKey], targets: list[str],
     ) -> None:  # fmt: skip
         self.cs, self.settings = cs, sc.settings()
-        self.base = TableKey(base_sla(demand))
+        self.base = TableKey(base_sla(demand), capex=capex_limit(self.settings))
         self.opts = candidate_options(sc, catalog)
         self.names = list(demand.workloads.index)
         periods, self.demand_table = demand.to_planning_tables()
@@ -112,6 +117,9 @@ class CandidateTables:
             return slim(self.cs.table)
         if key not in self._tables:
             skus, settings = with_economics(self.sku_all, self.settings, key.economics)
+            if key.capex != capex_limit(settings):  # only the kind of limit counts here
+                budget = {"none": None, "budget": 1.0, "zero": 0.0}[key.capex]
+                settings = settings.model_copy(update={"capex_budget_usd": budget})
             t = self._pruned_dominated(key.sla)
             if len(t) and self.opts.prune_frontier:
                 t = prune_frontier_keeping_covers(

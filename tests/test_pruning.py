@@ -295,3 +295,66 @@ def test_an_existing_fleet_is_put_to_work_and_never_costs_more(pruning: str) -> 
     assert held.plan.objective <= bare.plan.objective * (1 + (held.plan.gap or 0.0)) + 1e-6
     # and here markedly less: the owned chips replace purchases or rentals
     assert held.plan.objective < bare.plan.objective * 0.95
+
+
+# --------------------------------------------------------------------------------------
+# a capex budget: rentals are ranked at their rent too
+# --------------------------------------------------------------------------------------
+
+
+def test_renting_ranks_rentable_chips_at_their_rent() -> None:
+    skus = sku_rows(x={"unit_price_usd": 80_000.0, "rent_usd_per_chip_hour": 9.0},
+                    y={"unit_price_usd": 80_000.0})  # fmt: skip
+    st = Settings(rented_power="provider")
+    own = chip_hour_usd(skus, st, 6)
+    rent = chip_hour_usd(skus, st, 6, renting=True)
+    assert own["x"] < 9.0 and rent["x"] == pytest.approx(9.0)  # owning x is cheaper
+    assert rent["y"] == pytest.approx(own["y"])  # y cannot be rented: owning stays
+
+
+def _cheap_to_own_and_cheap_to_rent() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A: 10 rps on one chip of X (80,000 USD per 8 chips, or 9 USD/h rented); B: 10 rps
+    on one chip of Y (4 USD/h, rent only). Both 1000 W. Owning X (about 1.5 USD/h over the
+    horizon) beats B's rent, so at market prices the frontier keeps A alone; renting, B is
+    cheaper than a rented X."""
+    skus = sku_rows(x={"unit_price_usd": 80_000.0, "rent_usd_per_chip_hour": 9.0},
+                    y={"rent_usd_per_chip_hour": 4.0})  # fmt: skip
+    table = pd.DataFrame({
+        "candidate": ["a", "b"], "topology": ["pd", "pd"], "workload": ["w", "w"],
+        "phase": ["decode", "decode"], "rate_rps": [10.0, 10.0], "power_w": [1000.0, 1000.0],
+        "description": ["", ""], "units": [{"x": 1}, {"y": 1}],
+    })  # fmt: skip
+    return skus, table
+
+
+@pytest.mark.parametrize(
+    ("budget", "kept", "covers"),
+    [
+        ({}, ["a"], {"a"}),
+        ({"capex_budget_usd_per_period": 50_000.0}, ["a", "b"], {"a", "b"}),
+        # nothing can be bought: X at its rent (9 USD/h) loses to B (4 USD/h) on cost; the
+        # covers keep A as well, for watts (a tie at 1000 W goes to the first)
+        ({"capex_budget_usd": 0.0}, ["b"], {"a", "b"}),
+        ({"capex_budget_usd": 0.0, "allow_rent": False}, ["a"], {"a"}),  # no renting anyway
+    ],
+)
+def test_a_capex_budget_keeps_what_is_cheapest_to_rent(
+    budget: dict, kept: list[str], covers: set[str]
+) -> None:
+    skus, table = _cheap_to_own_and_cheap_to_rent()
+    st = Settings(rented_power="provider", **budget)
+    assert list(prune_to_frontier(table, skus, st, 6)["candidate"]) == kept
+    # in p2, when X bought in p0 (lead time 1) is in service
+    demand = pd.DataFrame({"workload": ["w"], "period": ["p2"], "requests_per_s": [5.0]})
+    periods = [f"p{i}" for i in range(6)]
+    assert cover_candidates(table, skus, st, periods, demand) == covers
+
+
+def test_a_capex_budget_only_adds_candidates() -> None:
+    catalog = load_catalog()
+    demand = data_dir("demand") / "default.csv"
+    from planner.planning import prepare
+
+    _, _, free = prepare(demand, Scenario(), catalog)
+    _, _, held = prepare(demand, Scenario(capex_budget_usd=300_000), catalog)
+    assert set(free.data.candidates.index) < set(held.data.candidates.index)

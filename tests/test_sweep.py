@@ -563,3 +563,20 @@ def test_peak_power_is_zero_not_solver_noise_when_every_chip_is_rented(catalog) 
     owns_nothing = table["capex_usd"] == 0
     assert owns_nothing.all() and (table["rental_usd"] > 0).all()
     assert table["peak_facility_mw"].tolist() == [0.0, 0.0, 0.0]
+
+
+def test_points_with_and_without_a_capex_budget_get_the_planners_tables(catalog) -> None:
+    """A capex budget adds the renting ranking to the pruning, so a sweep over budgets
+    gives budgeted and unbudgeted points their own tables, each as `planner plan` prunes."""
+    demand = Path(__file__).parents[1] / "demand" / "default.csv"
+    sc = Scenario(allowed_skus=["h100-sxm", "b200", "mi355x", "tpu-v7"])
+    axes = tuple(parse_axes(["capex_budget_usd=none,300000,0"]))
+    job = plan_sweep(SweepRequest(demand, sc, axes), catalog)
+    ctx = context_of(job, compute_tables(job, range(len(job.keys))))
+    sizes = []
+    for i, budget in enumerate([None, 300000.0, 0.0]):
+        mine = set(ctx.tables[ctx.key_of_point[i]]["candidate"])
+        _, _, cs = prepare(demand, sc.model_copy(update={"capex_budget_usd": budget}), catalog)
+        assert mine == set(cs.data.candidates.index), budget
+        sizes.append(len(mine))
+    assert sizes[1] > sizes[0]  # renting ranked too: more candidates under a budget
