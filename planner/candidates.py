@@ -939,7 +939,7 @@ def chip_hour_usd(
     for sku, row in skus.iterrows():
         running = float(row["all_in_w_per_chip"]) * settings.running_usd_per_w_hour
         options = [running] if sku in sunk else []
-        rentable = pd.notna(row["rent_usd_per_chip_hour"]) and settings.allow_rent
+        rentable = _rentable(row, settings)
         if pd.notna(row["unit_price_usd"]) and not (renting and rentable):
             life = int(row["lifetime_periods"])
             owned = (
@@ -954,6 +954,11 @@ def chip_hour_usd(
             options.append(row["rent_usd_per_chip_hour"] + paid_here)
         out[str(sku)] = min(options) if options else np.inf
     return out
+
+
+def _rentable(row: pd.Series, settings: Settings) -> bool:
+    """Whether the SKU (its sku_table row) can be rented in this scenario."""
+    return bool(pd.notna(row["rent_usd_per_chip_hour"]) and settings.allow_rent)
 
 
 def _first_owned_period(row: pd.Series) -> int:
@@ -972,7 +977,7 @@ def first_usable(
         ways = [0] if sku in sunk else []
         if pd.notna(row["unit_price_usd"]):
             ways.append(_first_owned_period(row))
-        if pd.notna(row["rent_usd_per_chip_hour"]) and settings.allow_rent:
+        if _rentable(row, settings):
             ways.append(int(row["first_rent_period"]))
         out[str(sku)] = min(ways) if ways else 10**6
     return out

@@ -34,6 +34,16 @@ def sku_rows(**skus: dict) -> pd.DataFrame:
     return pd.DataFrame([{"sku": k, **base, **v} for k, v in skus.items()]).set_index("sku")
 
 
+def decode_pair(rate_a: float, rate_b: float) -> pd.DataFrame:
+    """Two decode candidates of workload w at 1000 W each: a on one chip of SKU x, b on
+    one chip of SKU y, at `rate_a` and `rate_b` requests/s."""
+    return pd.DataFrame({
+        "candidate": ["a", "b"], "topology": ["pd", "pd"], "workload": ["w", "w"],
+        "phase": ["decode", "decode"], "rate_rps": [rate_a, rate_b], "power_w": [1000.0, 1000.0],
+        "description": ["", ""], "units": [{"x": 1}, {"y": 1}],
+    })  # fmt: skip
+
+
 def test_owned_chip_hour_follows_the_cost_basis() -> None:
     # 80,000 USD for 8 chips: 10,000 per chip; usable from period 1 (lead 1), lifetime 20.
     skus = sku_rows(x={"unit_price_usd": 80_000.0, "rent_usd_per_chip_hour": 9.0})
@@ -59,11 +69,7 @@ def test_a_rental_is_not_pruned_for_a_purchase_the_horizon_cannot_repay() -> Non
     # (2.28 + 0.34) / 10 = 0.26 > 0.125, so B stays.
     skus = sku_rows(x={"unit_price_usd": 80_000.0, "lead_periods": 0},
                     y={"rent_usd_per_chip_hour": 1.0, "lead_periods": 0})  # fmt: skip
-    table = pd.DataFrame({
-        "candidate": ["a", "b"], "topology": ["pd", "pd"], "workload": ["w", "w"],
-        "phase": ["decode", "decode"], "rate_rps": [10.0, 8.0], "power_w": [1000.0, 1000.0],
-        "description": ["", ""], "units": [{"x": 1}, {"y": 1}],
-    })  # fmt: skip
+    table = decode_pair(10.0, 8.0)
     st = Settings(rented_power="provider")
     assert list(prune_to_frontier(table, skus, st, 2)["candidate"]) == ["a", "b"]
     amortized = st.model_copy(update={"cost_basis": "amortized"})
@@ -131,11 +137,7 @@ def _big_and_small() -> tuple[pd.DataFrame, pd.DataFrame, Settings]:
     USD/h); both 1000 W. Per request/s A is cheaper (0.10 against 0.20 USD/h) and leaner,
     so the frontier keeps A alone. At util_max 0.9 an instance carries 90 or 9 rps."""
     skus = sku_rows(x={"rent_usd_per_chip_hour": 10.0}, y={"rent_usd_per_chip_hour": 2.0})
-    table = pd.DataFrame({
-        "candidate": ["a", "b"], "topology": ["pd", "pd"], "workload": ["w", "w"],
-        "phase": ["decode", "decode"], "rate_rps": [100.0, 10.0], "power_w": [1000.0, 1000.0],
-        "description": ["", ""], "units": [{"x": 1}, {"y": 1}],
-    })  # fmt: skip
+    table = decode_pair(100.0, 10.0)
     return skus, table, Settings(rented_power="provider", util_max=0.9)
 
 
@@ -246,11 +248,7 @@ def _owned_and_new() -> tuple[pd.DataFrame, pd.DataFrame, Settings]:
     against B's 1 USD/h per 20 rps: A is cheaper then, B still leaner in power."""
     skus = sku_rows(x={"unit_price_usd": 80_000.0, "lead_periods": 0},
                     y={"rent_usd_per_chip_hour": 1.0})  # fmt: skip
-    table = pd.DataFrame({
-        "candidate": ["a", "b"], "topology": ["pd", "pd"], "workload": ["w", "w"],
-        "phase": ["decode", "decode"], "rate_rps": [10.0, 20.0], "power_w": [1000.0, 1000.0],
-        "description": ["", ""], "units": [{"x": 1}, {"y": 1}],
-    })  # fmt: skip
+    table = decode_pair(10.0, 20.0)
     return skus, table, Settings(rented_power="provider")
 
 
@@ -319,11 +317,7 @@ def _cheap_to_own_and_cheap_to_rent() -> tuple[pd.DataFrame, pd.DataFrame]:
     cheaper than a rented X."""
     skus = sku_rows(x={"unit_price_usd": 80_000.0, "rent_usd_per_chip_hour": 9.0},
                     y={"rent_usd_per_chip_hour": 4.0})  # fmt: skip
-    table = pd.DataFrame({
-        "candidate": ["a", "b"], "topology": ["pd", "pd"], "workload": ["w", "w"],
-        "phase": ["decode", "decode"], "rate_rps": [10.0, 10.0], "power_w": [1000.0, 1000.0],
-        "description": ["", ""], "units": [{"x": 1}, {"y": 1}],
-    })  # fmt: skip
+    table = decode_pair(10.0, 10.0)
     return skus, table
 
 
