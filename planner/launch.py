@@ -9,12 +9,31 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import gc
 import os
 import sys
 import threading
 
+# Cyclic garbage is collected every 20,000 net allocations of container objects instead of
+# CPython's 700 (the older generations keep their ratios of 10).
+GC_THRESHOLD = (20_000, 10, 10)
+
+
+def collect_less_often() -> None:
+    """Run the cycle collector less often.
+
+    Why: a `planner plan` imports pandas, Pyomo, SciPy and the report stack, then builds
+    a Pyomo model: hundreds of thousands of long-lived objects, each young one traversed
+    by a collection that finds almost nothing to free. With CPython's default threshold,
+    collections took 0.14-0.16 s of the parent's run on the bundled example (365 of them)
+    and 0.21-0.26 s of the report worker's; at 20,000 they take 0.06-0.09 s each (11-13
+    collections; measured with gc.callbacks). Garbage is still collected, only in larger
+    batches: at most ~20,000 young objects wait for the next collection."""
+    gc.set_threshold(*GC_THRESHOLD)
+
 
 def main() -> None:
+    collect_less_often()
     from planner import report_worker
 
     report_worker.prestart(sys.argv[1:])

@@ -295,6 +295,9 @@ def _write(
 
 
 if __name__ == "__main__":
+    from planner.launch import collect_less_often  # the worker's imports and charts too
+
+    collect_less_often()
     code = serve(sys.stdin.buffer, sys.stdout.buffer)
     # The reply is out and every file is closed: skip the interpreter's teardown of
     # matplotlib, pandas and the rest (~0.4 s the parent would otherwise wait for).
