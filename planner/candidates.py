@@ -10,7 +10,10 @@ Phase-split candidates compose freely in the MIP, which is how topologies arise:
   colocated     one candidate serving prefill and decode (full-stack SRAM included)
   pd            a `prefill` candidate + a `decode` candidate (any SKUs; KV transfer in TTFT)
   afd, pd+afd   a `prefill` candidate + an `afd` decode candidate (attention SKU + FFN SKU)
-  spec, pd+spec a colocated or `prefill` candidate + a `spec` decode candidate
+  spec          one candidate serving prefill and speculative decode on the same chips (a
+                colocated instance with a draft model or EAGLE-style head; named
+                `colocated+spec|...`, table topology `colocated`, config topology `spec`)
+  pd+spec       a `prefill` candidate + a `spec` decode candidate
 
 The performance functions are numpy arithmetic, so they are called on arrays of hardware
 groups x workloads x batch sizes: one call per phase evaluates every group of a model, one
@@ -573,18 +576,23 @@ def enumerate_model(
         # Speculative decoding on the same chips (EAGLE-style head, or a small draft model
         # that shares the tokenizer).
         if topos & {"spec", "pd+spec"}:
-            _spec_parts(mc, step, fits, catalog, opts, mi, out, labels, units, power)
+            _spec_parts(mc, pre, step, fits, catalog, opts, mi, out, labels, units, power)
     # ---- AFD: attention on an HBM SKU, FFN on another SKU (SRAM LPUs, or a GPU) ----
     if topos & {"afd", "pd+afd"}:
         _afd_parts(mc, opts, mi, out)
 
 
 def _spec_parts(
-    mc: ModelCase, target_step: np.ndarray, fits: np.ndarray, catalog: Catalog,
-    opts: CandidateOptions, mi: int, out: RowParts, labels: list[str],
+    mc: ModelCase, pre: PrefillPools, target_step: np.ndarray, fits: np.ndarray,
+    catalog: Catalog, opts: CandidateOptions, mi: int, out: RowParts, labels: list[str],
     units: list[dict[str, int]], power: list[float],
 ) -> None:  # fmt: skip
+    """Speculative decoding on the target's chips, per draft and draft length k: a decode
+    pool (`pd+spec`, paired with a prefill pool) and a colocated instance (`spec`: the same
+    chips also prefill, so each step stalls for the prompts joining meanwhile, exactly as
+    a plain colocated instance's does)."""
     spec, s, g, m = mc.spec, mc.s, mc.groups, mc.m
+    topos = set(opts.topologies)
     drafts = [d for d in catalog.models.values() if d.role == "draft_head"]
     drafts += [
         d for d in catalog.models.values()
@@ -610,6 +618,12 @@ def _spec_parts(
             verify = verify_by_k[k]
             per_step = float(expected_tokens_per_step(opts.spec_acceptance, k))
             tpot = (k * draft_ms + verify) / per_step
+            if "spec" in topos:
+                _colocated_spec(mc, pre, tpot, fits, mi, sub, out, draft, k, opts, labels,
+                                units, power, per_step)  # fmt: skip
+            sub += 2
+            if "pd+spec" not in topos:
+                continue
             idx, any_ok = best_batch(fits & (tpot <= s.tpot_ms))
             bsel, tsel = BATCH_GRID[idx], at_batch(tpot, idx)
 
@@ -629,6 +643,51 @@ def _spec_parts(
                 meta,
             )  # fmt: skip
             sub += 1
+
+
+def _colocated_spec(
+    mc: ModelCase, pre: PrefillPools, tpot: np.ndarray, fits: np.ndarray, mi: int, sub: int,
+    out: RowParts, draft: ModelSpec, k: int, opts: CandidateOptions, labels: list[str],
+    units: list[dict[str, int]], power: list[float], per_step: float,
+) -> None:  # fmt: skip
+    """A colocated instance decoding speculatively (draft `draft`, k tokens per step).
+
+    One step of the batch emits per_step tokens per sequence, so B x per_step / O requests
+    finish and as many prompts join: TPOT = speculative TPOT + B / O x prefill time (the
+    same stall term as plain colocated). The decode rate counts the speculative step
+    alone: the plan's time budget charges the prefill time separately, as it does for
+    plain colocated instances (planner.verify re-derives both through `evaluate` with
+    topology "spec")."""
+    s, g, svc = mc.s, mc.groups, pre.svc
+    tpot_col = tpot + BATCH_GRID / s.output * svc[:, :, None]
+    idx, any_ok = best_batch(fits & (tpot_col <= s.tpot_ms))
+    bsel = BATCH_GRID[idx]
+    dec_rate = bsel * 1000.0 / (s.output[:, 0] * at_batch(tpot, idx))
+    both = any_ok & (pre.col_rate > 0)
+    detail = {
+        "tpot_ms": at_batch(tpot_col, idx),
+        "batch": bsel,
+        "prefill_ms": svc,
+        "ttft0_ms": pre.col_ttft0,
+        "tokens_per_step": np.full(idx.shape, per_step),
+    }
+
+    def meta(i: int) -> Meta:
+        x = g.items[i]
+        return Meta(
+            f"{COLOCATED_SPEC}|{mc.tag}|{labels[i]}|{draft.id}|k{k}", dict(units[i]), power[i],
+            f"colocated, speculative decode: {mc.spec.id} on {x.chips} x {x.sku} (tp{x.tp}), draft {draft.id} k={k} a={opts.spec_acceptance:g}",
+            {"model": mc.spec.id, "precision": mc.precision, "hardware": x.sku, "tp": x.tp,
+             "pp": x.pp, "topology": "spec", "draft_model": draft.id, "draft_tokens": k,
+             "acceptance": opts.spec_acceptance},
+        )  # fmt: skip
+
+    for part, (phase, rate) in enumerate((("prefill", pre.col_rate), ("decode", dec_rate))):
+        out.add((mi, 0, sub + part), "colocated", phase, s, rate, both, detail, meta)
+
+
+# Name prefix of colocated instances that decode speculatively (table topology "colocated").
+COLOCATED_SPEC = "colocated+spec"
 
 
 # AFD pairs evaluated per perf call: bounds the (pairs, workloads, batch) temporaries when a

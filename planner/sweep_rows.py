@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from planner.candidates import COLOCATED_SPEC
 from planner.model_data import PlanningData
 from planner.plan_read import rounded_off
 from planner.shortfall import UNSERVED_TOL_RPS, Outcome
@@ -85,7 +86,10 @@ class RowReader:
         self.cand_silicon = [
             "+".join(sorted({silicon.get(h, "?") for h in skus.get(c, [])})) for c in self.cands
         ]
-        self.cand_topology = [str(topo.get(c, "")) for c in self.cands]
+        self.cand_topology = [
+            "spec" if c.startswith(COLOCATED_SPEC + "|") else str(topo.get(c, ""))
+            for c in self.cands
+        ]
 
     def _limits(self, applied: Applied) -> None:
         """(label, row, positions of its entries in the CSC value array, their columns)."""

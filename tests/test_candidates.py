@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from planner.candidates import CandidateOptions, build_candidates
+from planner.candidates import COLOCATED_SPEC, CandidateOptions, build_candidates
 from planner.catalog import data_dir, load_catalog
 from planner.demand import catalog_model_ids, load_demand
 from planner.perf.evaluate import ServingConfig, evaluate
@@ -40,28 +40,54 @@ def test_every_row_meets_its_sla(default_set) -> None:
     assert (t["rate_rps"] > 0).all()
 
 
-def test_colocated_rows_agree_with_scalar_evaluate(default_set) -> None:
-    d, cs = default_set
-    col = cs.table[(cs.table["topology"] == "colocated") & (cs.table["phase"] == "decode")]
+@pytest.fixture(scope="module")
+def unpruned_default():
+    d = load_demand(data_dir("demand") / "default.csv", TARGETS, draft_ids=DRAFTS)
+    opts = CandidateOptions(prune_dominated=False, prune_frontier=False)
+    return d, build_candidates(CATALOG, d, options=opts)
+
+
+@pytest.mark.parametrize("kind", ["colocated", COLOCATED_SPEC])
+def test_colocated_rows_agree_with_scalar_evaluate(unpruned_default, kind: str) -> None:
+    """Colocated instances, plain and decoding speculatively (perf topology "spec"): the
+    table's TPOT (with the prefill stall) and rates equal the scalar `evaluate`'s."""
+    d, cs = unpruned_default
+    t = cs.table[(cs.table["topology"] == "colocated") & (cs.table["phase"] == "decode")]
+    col = t[t["candidate"].str.split("|").str[0] == kind]
     sample = col.sort_values(["candidate", "workload"]).iloc[:: max(1, len(col) // 12)]
     assert len(sample) >= 5
     for row in sample.itertuples():
         w = d.workloads.loc[row.workload]
-        sku, layout = row.candidate.split("|")[2].split(":")
-        tp = int(layout[2:].split("pp")[0])
-        pp = int(layout.split("pp")[1]) if "pp" in layout else 1
+        assert row.config["topology"] == ("spec" if kind == COLOCATED_SPEC else "colocated")
         r = evaluate(
             ServingConfig(
-                model=w["model"], hardware=sku, tp=tp, pp=pp, batch=int(row.batch),
-                prompt_tokens=int(w["prompt_tokens"]), output_tokens=int(w["output_tokens"]),
-                precision=w["precision"], tpot_ms=float(w["tpot_ms"]),
+                **row.config, batch=int(row.batch), prompt_tokens=int(w["prompt_tokens"]),
+                output_tokens=int(w["output_tokens"]), tpot_ms=float(w["tpot_ms"]),
             ),
             CATALOG,
         )  # fmt: skip
         assert r.feasible, r.reason
         assert r.decode_step_ms == pytest.approx(row.tpot_ms, rel=1e-9)
-        # decode requests/s of one instance = batch / (output x pure decode step)
+        assert r.prefill_stall_ms > 0  # the same chips prefill: the stall is in TPOT
+        # decode requests/s of one instance = batch / (output x decode step without the
+        # stall), the plan's time budget charging prefill separately
+        pure = r.decode_step_ms - r.prefill_stall_ms
+        assert row.rate_rps == pytest.approx(
+            int(row.batch) * 1000.0 / (int(w["output_tokens"]) * pure), rel=1e-9
+        )
         assert row.rate_rps >= r.decode_requests_per_s * (1 - 1e-9)
+        # ... and its prefill row is the plain colocated prefill rate of the same chips
+        pre = cs.table[(cs.table["candidate"] == row.candidate) & (cs.table["phase"] == "prefill")
+                       & (cs.table["workload"] == row.workload)]  # fmt: skip
+        r_pre = evaluate(
+            ServingConfig(
+                **row.config, batch=1, prompt_tokens=int(w["prompt_tokens"]),
+                output_tokens=int(w["output_tokens"]), ttft_ms=float(w["ttft_ms"]),
+                percentile=float(w["percentile"]),
+            ),
+            CATALOG,
+        )  # fmt: skip
+        assert float(pre["rate_rps"].iloc[0]) == pytest.approx(r_pre.prefill_requests_per_s)
 
 
 def test_tighter_tpot_never_adds_rows(tmp_path: Path) -> None:

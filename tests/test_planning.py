@@ -14,6 +14,7 @@ import pytest
 from helpers_planning import both, candidate, make_data, sku
 from typer.testing import CliRunner
 
+from planner.candidates import COLOCATED_SPEC
 from planner.catalog import load_catalog
 from planner.cli import app
 from planner.formulation import build_model
@@ -554,3 +555,24 @@ def test_a_shortfall_only_integrality_causes_is_proven_period_by_period() -> Non
     assert split.unserved_rps == pytest.approx(short, rel=1e-6)
     assert whole.unserved_rps == pytest.approx(short, rel=1e-6)
     assert split.total_cost_usd == pytest.approx(whole.total_cost_usd, rel=1e-6)
+
+
+def test_colocated_speculative_decoding_serves_on_its_own_and_never_costs_more(
+    tmp_path: Path,
+) -> None:
+    """Topology `spec`: one instance prefills and decodes speculatively on the same chips.
+    On its own it serves every workload (a `pd+spec` decode pool alone cannot: it needs a
+    prefill pool); offered next to the others it never makes the exact optimum dearer."""
+    rows = small_rows()
+    rest = ["colocated", "pd", "afd", "pd+afd", "pd+spec"]
+    without, _ = plan_cost(tmp_path, rows, topologies=rest, pruning="none")
+    offered, _ = plan_cost(tmp_path, rows, topologies=[*rest, "spec"], pruning="none")
+    assert offered <= without * (1 + 1e-6)
+    _, run = plan_cost(tmp_path, rows, topologies=["spec"])
+    assert run.plan.unserved_rps < 1e-6
+    used = run.plan.instances.loc[run.plan.instances["count"] > 0, "candidate"]
+    assert len(used) and used.str.startswith(COLOCATED_SPEC + "|").all()
+    configs = {c["candidate"]: c for c in run.inputs.candidates}
+    assert {configs[c]["topology"] for c in used} == {"colocated"}  # whole requests, verified
+    _, pd_spec_only = plan_cost(tmp_path, rows, topologies=["pd+spec"])
+    assert pd_spec_only.plan.unserved_rps < 1e-6  # pd+spec brings its own prefill pools

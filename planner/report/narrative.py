@@ -12,6 +12,7 @@ from planner.report.view import TOL, PlanView
 
 TOPOLOGY_WORDS = {
     "pd+spec": "speculative decoding",
+    "spec": "colocated with prefill, speculative decoding",
     "pd": "dedicated decode pools",
     "colocated": "colocated with prefill",
     "pd+afd": "attention-FFN disaggregation",
