@@ -171,6 +171,9 @@ class Shapes:
     tpot_ms: np.ndarray
     ttft_ms: np.ndarray
     pct: np.ndarray
+    # Per-token draft acceptance for speculative decoding (the demand's spec_acceptance,
+    # else the scenario's).
+    acceptance: np.ndarray
 
     @property
     def mean_ctx(self) -> np.ndarray:
@@ -616,7 +619,7 @@ def _spec_parts(
             if k not in verify_by_k:
                 verify_by_k[k] = plain_decode_grid(m, g, s, mc.wb, mc.kvb, tokens_per_seq=k + 1)[0]
             verify = verify_by_k[k]
-            per_step = float(expected_tokens_per_step(opts.spec_acceptance, k))
+            per_step = expected_tokens_per_step(s.acceptance, k)  # (n, 1): per workload
             tpot = (k * draft_ms + verify) / per_step
             if "spec" in topos:
                 _colocated_spec(mc, pre, tpot, fits, mi, sub, out, draft, k, opts, labels,
@@ -631,7 +634,7 @@ def _spec_parts(
                 x = g.items[i]
                 return Meta(
                     f"spec|{mc.tag}|{labels[i]}|{draft.id}|k{k}", dict(units[i]), power[i],
-                    f"spec decode: {spec.id} on {x.chips} x {x.sku} (tp{x.tp}), draft {draft.id} k={k} a={opts.spec_acceptance:g}",
+                    f"spec decode: {spec.id} on {x.chips} x {x.sku} (tp{x.tp}), draft {draft.id} k={k}",
                     {"model": spec.id, "precision": mc.precision, "hardware": x.sku, "tp": x.tp,
                      "pp": x.pp, "topology": "pd+spec", "draft_model": draft.id, "draft_tokens": k,
                      "acceptance": opts.spec_acceptance},
@@ -639,7 +642,8 @@ def _spec_parts(
 
             out.add(
                 (mi, 0, sub), "spec", "decode", s, bsel * 1000.0 / (s.output[:, 0] * tsel), any_ok,
-                {"tpot_ms": tsel, "batch": bsel, "tokens_per_step": np.full(idx.shape, per_step)},
+                {"tpot_ms": tsel, "batch": bsel, "tokens_per_step": per_step[:, 0],
+                 "acceptance": s.acceptance[:, 0]},
                 meta,
             )  # fmt: skip
             sub += 1
@@ -648,7 +652,7 @@ def _spec_parts(
 def _colocated_spec(
     mc: ModelCase, pre: PrefillPools, tpot: np.ndarray, fits: np.ndarray, mi: int, sub: int,
     out: RowParts, draft: ModelSpec, k: int, opts: CandidateOptions, labels: list[str],
-    units: list[dict[str, int]], power: list[float], per_step: float,
+    units: list[dict[str, int]], power: list[float], per_step: np.ndarray,
 ) -> None:  # fmt: skip
     """A colocated instance decoding speculatively (draft `draft`, k tokens per step).
 
@@ -669,14 +673,15 @@ def _colocated_spec(
         "batch": bsel,
         "prefill_ms": svc,
         "ttft0_ms": pre.col_ttft0,
-        "tokens_per_step": np.full(idx.shape, per_step),
+        "tokens_per_step": per_step[:, 0],
+        "acceptance": s.acceptance[:, 0],
     }
 
     def meta(i: int) -> Meta:
         x = g.items[i]
         return Meta(
             f"{COLOCATED_SPEC}|{mc.tag}|{labels[i]}|{draft.id}|k{k}", dict(units[i]), power[i],
-            f"colocated, speculative decode: {mc.spec.id} on {x.chips} x {x.sku} (tp{x.tp}), draft {draft.id} k={k} a={opts.spec_acceptance:g}",
+            f"colocated, speculative decode: {mc.spec.id} on {x.chips} x {x.sku} (tp{x.tp}), draft {draft.id} k={k}",
             {"model": mc.spec.id, "precision": mc.precision, "hardware": x.sku, "tp": x.tp,
              "pp": x.pp, "topology": "spec", "draft_model": draft.id, "draft_tokens": k,
              "acceptance": opts.spec_acceptance},
@@ -1320,6 +1325,14 @@ def sku_table(catalog: Catalog, skus: Iterable[str], periods: pd.DataFrame) -> p
     return pd.DataFrame(rows).set_index("sku")
 
 
+def workload_acceptance(workloads: pd.DataFrame, default: float) -> np.ndarray:
+    """Each workload's draft acceptance: its own `spec_acceptance`, else `default`."""
+    own = workloads.get("spec_acceptance")
+    if own is None:
+        return np.full(len(workloads), float(default))
+    return own.astype(float).fillna(float(default)).to_numpy(float)
+
+
 def usable_skus(catalog: Catalog, allowed: list[str] | None) -> list[str]:
     """SKUs that can be bought or rented (a SKU with neither price cannot be planned)."""
     ids = allowed if allowed is not None else sorted(catalog.hardware)
@@ -1363,6 +1376,7 @@ def build_candidates(
             tpot_ms=grp["tpot_ms"].to_numpy(float)[:, None],
             ttft_ms=grp["ttft_ms"].to_numpy(float)[:, None],
             pct=grp["percentile"].to_numpy(float)[:, None],
+            acceptance=workload_acceptance(grp, opts.spec_acceptance)[:, None],
         )
         cases.append(model_case(spec, prec, shapes, chips, opts))
     parts, best = RowParts(), BestParts()

@@ -44,7 +44,14 @@ REQUIRED_COLUMNS: tuple[str, ...] = (
     "tpot_ms",
     "percentile",
 )
-OPTIONAL_COLUMNS: tuple[str, ...] = ("precision", "mean_requests_per_s", "notes")
+OPTIONAL_COLUMNS: tuple[str, ...] = (
+    "precision",
+    "mean_requests_per_s",
+    "spec_acceptance",
+    "notes",
+)
+# Optional shape columns whose empty cell is a value of its own (the default), not a gap.
+EMPTY_IS_DEFAULT: frozenset[str] = frozenset({"precision", "spec_acceptance"})
 # An hourly series has `timestamp` where a per-period file has `period`.
 KNOWN_COLUMNS: tuple[str, ...] = (*REQUIRED_COLUMNS, "timestamp", *OPTIONAL_COLUMNS)
 # What makes a workload class: the same in every row of one workload.
@@ -56,6 +63,7 @@ SHAPE_COLUMNS: tuple[str, ...] = (
     "ttft_ms",
     "tpot_ms",
     "percentile",
+    "spec_acceptance",
 )
 PERIOD_FREQS: dict[str, str] = {"Q": "quarter", "M": "month", "Y": "year"}
 _PERIOD_EXAMPLE: dict[str, str] = {
@@ -75,7 +83,8 @@ class Demand:
     """Validated demand.
 
     workloads  workload (index, file order) → model, prompt_tokens (int), output_tokens
-               (int), ttft_ms, tpot_ms, percentile (float), precision (str, None = native)
+               (int), ttft_ms, tpot_ms, percentile (float), precision (str, None = native),
+               spec_acceptance (float, NaN = the scenario's spec_acceptance)
     rates      tidy: workload, period (str), requests_per_s (peak hourly rate; for rows
                given per period, the value given), mean_requests_per_s (for energy)
     periods    period (index, chronological, consecutive) → start (Timestamp), hours
@@ -239,6 +248,20 @@ def parse_percentile(text: str) -> float:
     return x
 
 
+def parse_acceptance(text: str) -> float | None:
+    """'' → None (the scenario's spec_acceptance); otherwise a rate in [0, 1]."""
+    if text == "":
+        return None
+    expected = "a per-token draft acceptance rate in [0, 1], e.g. 0.7, or empty for the default"
+    try:
+        x = float(text)
+    except ValueError:
+        raise ValueError(expected) from None
+    if not 0.0 <= x <= 1.0:  # also NaN
+        raise ValueError(expected + (f" (write {x / 100:g}, not {text})" if 1 < x <= 100 else ""))
+    return x
+
+
 def parse_precision(text: str) -> str | None:
     """'' → None (the model's native precision); otherwise one of PRECISIONS."""
     value = text.lower()
@@ -311,6 +334,7 @@ def _parsers(table: RawTable, freq: str) -> dict[str, Callable[[str], object]]:
         "tpot_ms": partial(parse_positive, unit="milliseconds"),
         "percentile": parse_percentile,
         "precision": parse_precision,
+        "spec_acceptance": parse_acceptance,
     }
 
 
@@ -322,7 +346,7 @@ def _parsed(table: RawTable, column: str, parse: Callable[[str], object]) -> dic
     memo: dict[str, object] = {}  # shape columns repeat one value on every row
     failed = object()
     for row, text in table.cells_of(column):
-        if text == "" and column != "precision":
+        if text == "" and column not in EMPTY_IS_DEFAULT:
             continue
         if text not in memo:
             try:
@@ -408,7 +432,7 @@ def check_cell_values(table: RawTable, freq: str) -> list[InputProblem]:
             continue
         complaint: dict[str, str | None] = {}  # text → what was expected, None if fine
         for row, text in table.cells_of(column):
-            if text == "" and column != "precision":
+            if text == "" and column not in EMPTY_IS_DEFAULT:
                 continue  # required: check_required_values; optional: the default applies
             if text not in complaint:
                 complaint[text] = _complaint(parse, text)
@@ -559,7 +583,7 @@ def _shape_conflicts(
     usual = max(counts, key=lambda v: counts[v])  # most common; ties: first seen
     ref = next(r for r in rows if values[r] == usual)
     cell = table.column(column)
-    shown = cell[ref] or "(empty: native)"
+    shown = cell[ref] or ("(empty: native)" if column == "precision" else "(empty: the default)")
     return [
         InputProblem(
             table.source,
@@ -621,6 +645,9 @@ def workload_table(table: RawTable, freq: str) -> pd.DataFrame:
     parsers = _parsers(table, freq)
     first = table.cells.drop_duplicates("workload")
     precision = first["precision"] if table.has("precision") else pd.Series("", first.index)
+    acceptance = (
+        first["spec_acceptance"] if table.has("spec_acceptance") else pd.Series("", first.index)
+    )
     frame = pd.DataFrame(
         {
             "model": first["model"].astype(str),
@@ -631,6 +658,9 @@ def workload_table(table: RawTable, freq: str) -> pd.DataFrame:
             "percentile": first["percentile"].map(parsers["percentile"]).astype(float),
             "precision": pd.Series(
                 [parse_precision(p) for p in precision], index=first.index, dtype=object
+            ),
+            "spec_acceptance": pd.Series(
+                [parse_acceptance(a) for a in acceptance], index=first.index, dtype=float
             ),
         }
     )
@@ -816,4 +846,7 @@ def demand_summary(demand: Demand) -> pd.DataFrame:
         index=w.index,
     )
     out["growth_x"] = out["last_rps"] / out["first_rps"]
+    if "spec_acceptance" in w and w["spec_acceptance"].notna().any():  # only when given
+        own = w["spec_acceptance"].map(lambda a: "default" if a != a else f"{a:g}")
+        out.insert(out.columns.get_loc("percentile") + 1, "spec_acceptance", own)
     return out

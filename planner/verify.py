@@ -83,6 +83,9 @@ def derived_rate(row: dict, workload: dict, catalog: Catalog) -> tuple[float, st
     )
     if cfg.get("microbatches") is None and row.get("microbatches"):
         cfg["microbatches"] = int(row["microbatches"])
+    own = workload.get("spec_acceptance")
+    if cfg.get("draft_model") and own is not None and not math.isnan(float(own)):
+        cfg["acceptance"] = float(own)  # the workload's, over the scenario's default
     if phase == "prefill":
         r = evaluate(
             ServingConfig(**cfg, **common, batch=1, ttft_ms=float(workload["ttft_ms"])), catalog

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -11,6 +12,7 @@ from planner.candidates import COLOCATED_SPEC, CandidateOptions, build_candidate
 from planner.catalog import data_dir, load_catalog
 from planner.demand import catalog_model_ids, load_demand
 from planner.perf.evaluate import ServingConfig, evaluate
+from planner.perf.specdec import expected_tokens_per_step
 
 CATALOG = load_catalog()
 TARGETS, DRAFTS = catalog_model_ids(CATALOG)
@@ -112,6 +114,43 @@ def test_tighter_tpot_never_adds_rows(tmp_path: Path) -> None:
     common = tt.index.intersection(lt.index)
     assert (tt.loc[common] <= lt.loc[common] * (1 + 1e-9)).all()
     assert len(tt) < len(lt)
+
+
+def test_a_workloads_own_acceptance_drives_only_its_speculative_rows(tmp_path: Path) -> None:
+    """spec_acceptance per workload (demand CSV): its speculative rows emit the expected
+    tokens per step at its own acceptance; a higher acceptance never lowers a rate and never
+    touches the other workload or any row that does not decode speculatively."""
+    base = {"period": "2027Q1", "model": "llama-3.1-70b", "requests_per_s": 5,
+            "prompt_tokens": 2000, "output_tokens": 300, "ttft_ms": 2000, "tpot_ms": 30}  # fmt: skip
+    unpruned = CandidateOptions(prune_dominated=False, prune_frontier=False)
+
+    def table(a_w: object) -> pd.DataFrame:
+        rows = [{**base, "workload": "w", "spec_acceptance": a_w},
+                {**base, "workload": "other", "spec_acceptance": ""}]  # fmt: skip
+        t = build_candidates(CATALOG, demand_from(tmp_path, rows), options=unpruned).table
+        return t.set_index(["candidate", "workload", "phase"])
+
+    def speculative(t: pd.DataFrame) -> pd.Series:
+        return t["config"].map(lambda c: c.get("draft_model") is not None)
+
+    default, high = table(""), table(0.9)
+    for t, a_w in ((default, 0.7), (high, 0.9)):
+        decode = t.index.get_level_values("phase") == "decode"
+        rows = t.loc[speculative(t).to_numpy() & decode]
+        assert len(rows) and (~speculative(t)).any()
+        a = np.where(rows.index.get_level_values("workload") == "w", a_w, 0.7)
+        assert rows["acceptance"].to_numpy() == pytest.approx(a)
+        k = rows["config"].map(lambda c: c["draft_tokens"]).to_numpy()
+        assert rows["tokens_per_step"].to_numpy() == pytest.approx(expected_tokens_per_step(a, k))
+    assert set(default.index) <= set(high.index)  # nothing met the SLA that now misses it
+    common = default.index.intersection(high.index)
+    low_rate, high_rate = default.loc[common, "rate_rps"], high.loc[common, "rate_rps"]
+    assert (high_rate >= low_rate * (1 - 1e-12)).all()
+    own = (
+        speculative(default.loc[common]) & (common.get_level_values("workload") == "w")
+    ).to_numpy()
+    assert (high_rate[own] > low_rate[own]).any()
+    assert high_rate[~own].to_numpy() == pytest.approx(low_rate[~own].to_numpy(), rel=1e-12)
 
 
 def test_pruning_keeps_the_best_rate_per_chip(default_set) -> None:

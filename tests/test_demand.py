@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 import re
 import tempfile
 from pathlib import Path
@@ -423,6 +424,11 @@ def test_empty_required_cell(tmp_path: Path) -> None:
         ("percentile", "0.99", "looks like a fraction"),
         ("percentile", "ninety", "(0, 100)"),
         ("precision", "fp9", "did you mean 'fp8'"),
+        ("spec_acceptance", "70", "write 0.7, not 70"),
+        ("spec_acceptance", "85", "write 0.85, not 85"),
+        ("spec_acceptance", "-0.1", "acceptance rate in [0, 1]"),
+        ("spec_acceptance", "high", "acceptance rate in [0, 1]"),
+        ("spec_acceptance", "nan", "acceptance rate in [0, 1]"),
         ("mean_requests_per_s", "-1", "a number > 0"),
         ("period", "2026Q5", "a quarter like 2026Q1"),
         ("period", "next year", "a quarter like 2026Q1"),
@@ -512,6 +518,7 @@ def test_mean_above_peak(tmp_path: Path) -> None:
         ("percentile", "95"),
         ("model", "llama-3.1-8b"),
         ("precision", "fp8"),
+        ("spec_acceptance", "0.8"),
     ],
 )
 def test_one_shape_per_workload(tmp_path: Path, column: str, other: str) -> None:
@@ -524,6 +531,20 @@ def test_one_shape_per_workload(tmp_path: Path, column: str, other: str) -> None
     assert len(err.problems) == 1, err
     p = find(err, row=4, column=column, value=other)
     assert "row 2" in p.expected and "new workload name" in p.expected
+
+
+def test_spec_acceptance_per_workload_or_the_default(tmp_path: Path) -> None:
+    rows = [
+        row(spec_acceptance="0.85"),
+        row(period="2026Q2", spec_acceptance="0.85"),
+        row(workload="small", model="llama-3.1-8b", spec_acceptance=""),
+    ]
+    w = load(write(tmp_path, rows)).workloads
+    assert w.loc["chat", "spec_acceptance"] == 0.85
+    assert math.isnan(w.loc["small", "spec_acceptance"])  # the scenario's default applies
+    assert math.isnan(
+        load(write(tmp_path, [row()], "plain.csv")).workloads.loc["chat", "spec_acceptance"]
+    )
 
 
 def test_precision_spelled_differently_is_the_same(tmp_path: Path) -> None:

@@ -576,3 +576,25 @@ def test_colocated_speculative_decoding_serves_on_its_own_and_never_costs_more(
     assert {configs[c]["topology"] for c in used} == {"colocated"}  # whole requests, verified
     _, pd_spec_only = plan_cost(tmp_path, rows, topologies=["pd+spec"])
     assert pd_spec_only.plan.unserved_rps < 1e-6  # pd+spec brings its own prefill pools
+
+
+def test_a_workloads_own_acceptance_is_planned_and_verified(tmp_path: Path) -> None:
+    """spec_acceptance per workload reaches the plan's rates, and verify re-derives them
+    from the workload's value: read at the scenario's 0.7 instead, the rates the plan
+    relies on miss the SLA or exceed what the performance model gives."""
+    rows = [{**r, "spec_acceptance": 0.95 if r["workload"] == "chat" else ""}
+            for r in small_rows()]  # fmt: skip
+    _, run = plan_cost(tmp_path, rows, topologies=["spec"])
+    assert run.verification.passed
+    from planner.verify import verify_plan
+
+    inputs = run.inputs.model_copy(deep=True)
+    for w in inputs.workloads:
+        w["spec_acceptance"] = None  # as if the demand had no such column
+    again = verify_plan(run.plan, inputs, CATALOG, raise_on_mismatch=False)
+    assert not again.passed
+    # at 0.7 the batch the plan runs misses chat's TPOT (or sustains less than planned)
+    assert any(
+        "for chat decode" in m and ("misses" in m or "performance model gives" in m)
+        for m in again.mismatches
+    )

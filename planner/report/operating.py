@@ -7,6 +7,7 @@ of each decode pool the plan uses; no solving.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import pandas as pd
@@ -41,6 +42,9 @@ def _kwargs(view: PlanView, candidate: str, workload: str) -> dict[str, Any]:
     row = view.rows.get((candidate, workload, "decode"), {})
     if row.get("microbatches") and "microbatches" not in cfg:
         cfg["microbatches"] = int(row["microbatches"])
+    own = wl.get("spec_acceptance")
+    if cfg.get("draft_model") and own is not None and not math.isnan(float(own)):
+        cfg["acceptance"] = float(own)  # the workload's, over the scenario's default
     return {
         **cfg,
         "prompt_tokens": int(wl["prompt_tokens"]),
