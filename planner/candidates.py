@@ -1325,6 +1325,23 @@ def sku_table(catalog: Catalog, skus: Iterable[str], periods: pd.DataFrame) -> p
     return pd.DataFrame(rows).set_index("sku")
 
 
+def shapes_of(workloads: pd.DataFrame, opts: CandidateOptions) -> Shapes:
+    """The workloads of one model and precision as the perf functions' column vectors."""
+
+    def column(name: str) -> np.ndarray:
+        return workloads[name].to_numpy(float)[:, None]
+
+    return Shapes(
+        names=list(workloads.index),
+        prompt=column("prompt_tokens"),
+        output=column("output_tokens"),
+        tpot_ms=column("tpot_ms"),
+        ttft_ms=column("ttft_ms"),
+        pct=column("percentile"),
+        acceptance=workload_acceptance(workloads, opts.spec_acceptance)[:, None],
+    )
+
+
 def workload_acceptance(workloads: pd.DataFrame, default: float) -> np.ndarray:
     """Each workload's draft acceptance: its own `spec_acceptance`, else `default`."""
     own = workloads.get("spec_acceptance")
@@ -1369,16 +1386,7 @@ def build_candidates(
         for c in chips.values():
             if not c.calibrated:
                 uncalibrated.add(c.sku)
-        shapes = Shapes(
-            names=list(grp.index),
-            prompt=grp["prompt_tokens"].to_numpy(float)[:, None],
-            output=grp["output_tokens"].to_numpy(float)[:, None],
-            tpot_ms=grp["tpot_ms"].to_numpy(float)[:, None],
-            ttft_ms=grp["ttft_ms"].to_numpy(float)[:, None],
-            pct=grp["percentile"].to_numpy(float)[:, None],
-            acceptance=workload_acceptance(grp, opts.spec_acceptance)[:, None],
-        )
-        cases.append(model_case(spec, prec, shapes, chips, opts))
+        cases.append(model_case(spec, prec, shapes_of(grp, opts), chips, opts))
     parts, best = RowParts(), BestParts()
     for mi, (mc, pre) in enumerate(zip(cases, prefill_pools(cases), strict=True)):
         enumerate_model(mc, pre, catalog, opts, mi, parts, best)

@@ -16,7 +16,6 @@ import pytest
 from planner.candidates import (
     BATCH_GRID,
     CandidateOptions,
-    Shapes,
     build_candidates,
     chip_hour_usd,
     first_usable,
@@ -25,6 +24,7 @@ from planner.candidates import (
     prefill_times,
     prune_dominated,
     prune_to_frontier,
+    shapes_of,
     sku_table,
     usable_skus,
 )
@@ -189,15 +189,7 @@ def test_stacked_groups_equal_per_group_calls(demand) -> None:
                 chips[sku] = chip_spec(CATALOG.hardware[sku], prec)
             except ValueError:
                 continue
-        s = Shapes(
-            names=list(grp.index),
-            **{
-                k: grp[col].to_numpy(float)[:, None]
-                for k, col in [("prompt", "prompt_tokens"), ("output", "output_tokens"),
-                               ("tpot_ms", "tpot_ms"), ("ttft_ms", "ttft_ms"),
-                               ("pct", "percentile")]
-            },
-        )  # fmt: skip
+        s = shapes_of(grp, opts)
         mc = model_case(spec, prec, s, chips, opts)
         svc, kv = prefill_times(mc)
         step, fits = plain_decode_grid(mc.m, mc.groups, s, mc.wb, mc.kvb)
