@@ -561,17 +561,7 @@ def enumerate_model(
             )  # fmt: skip
         # Colocated: decode steps stall for the prompts arriving meanwhile.
         if "colocated" in topos:
-            tpot_col = step + BATCH_GRID / s.output * svc[:, :, None]
-            idx, any_ok = best_batch(fits & (tpot_col <= s.tpot_ms))
-            bsel = BATCH_GRID[idx]
-            dec_rate = bsel * 1000.0 / (s.output[:, 0] * at_batch(step, idx))
-            both = any_ok & (pre.col_rate > 0)
-            detail = {
-                "tpot_ms": at_batch(tpot_col, idx),
-                "batch": bsel,
-                "prefill_ms": svc,
-                "ttft0_ms": pre.col_ttft0,
-            }
+            both, dec_rate, detail = colocated_decode(mc, pre, step, fits)
             phases = (("prefill", pre.col_rate), ("decode", dec_rate))
             for sub, (phase, rate) in enumerate(phases, start=2):
                 meta = on_group("colocated", "colocated", "colocated")
@@ -583,6 +573,28 @@ def enumerate_model(
     # ---- AFD: attention on an HBM SKU, FFN on another SKU (SRAM LPUs, or a GPU) ----
     if topos & {"afd", "pd+afd"}:
         _afd_parts(mc, opts, mi, out)
+
+
+def colocated_decode(
+    mc: ModelCase, pre: PrefillPools, decode_ms: np.ndarray, fits: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """A colocated instance whose decode takes `decode_ms` per output token (groups x
+    workloads x batch grid): the chips also prefill, so each token stalls for the prompts
+    of the B / O requests that join meanwhile. Returns where both phases meet the SLA, the
+    decode rate at the largest batch that does (counting decode time alone: the plan's
+    time budget charges prefill separately) and the rows' detail columns."""
+    s, svc = mc.s, pre.svc
+    tpot_col = decode_ms + BATCH_GRID / s.output * svc[:, :, None]
+    idx, any_ok = best_batch(fits & (tpot_col <= s.tpot_ms))
+    bsel = BATCH_GRID[idx]
+    dec_rate = bsel * 1000.0 / (s.output[:, 0] * at_batch(decode_ms, idx))
+    detail = {
+        "tpot_ms": at_batch(tpot_col, idx),
+        "batch": bsel,
+        "prefill_ms": svc,
+        "ttft0_ms": pre.col_ttft0,
+    }
+    return any_ok & (pre.col_rate > 0), dec_rate, detail
 
 
 def _spec_parts(
@@ -662,20 +674,9 @@ def _colocated_spec(
     alone: the plan's time budget charges the prefill time separately, as it does for
     plain colocated instances (planner.verify re-derives both through `evaluate` with
     topology "spec")."""
-    s, g, svc = mc.s, mc.groups, pre.svc
-    tpot_col = tpot + BATCH_GRID / s.output * svc[:, :, None]
-    idx, any_ok = best_batch(fits & (tpot_col <= s.tpot_ms))
-    bsel = BATCH_GRID[idx]
-    dec_rate = bsel * 1000.0 / (s.output[:, 0] * at_batch(tpot, idx))
-    both = any_ok & (pre.col_rate > 0)
-    detail = {
-        "tpot_ms": at_batch(tpot_col, idx),
-        "batch": bsel,
-        "prefill_ms": svc,
-        "ttft0_ms": pre.col_ttft0,
-        "tokens_per_step": per_step[:, 0],
-        "acceptance": s.acceptance[:, 0],
-    }
+    s, g = mc.s, mc.groups
+    both, dec_rate, detail = colocated_decode(mc, pre, tpot, fits)
+    detail |= {"tokens_per_step": per_step[:, 0], "acceptance": s.acceptance[:, 0]}
 
     def meta(i: int) -> Meta:
         x = g.items[i]
