@@ -569,7 +569,7 @@ def enumerate_model(
         # Speculative decoding on the same chips (EAGLE-style head, or a small draft model
         # that shares the tokenizer).
         if topos & {"spec", "pd+spec"}:
-            _spec_parts(mc, pre, step, fits, catalog, opts, mi, out, labels, units, power)
+            _spec_parts(mc, pre, step, fits, catalog, opts, mi, out, labels, units, power, best)
     # ---- AFD: attention on an HBM SKU, FFN on another SKU (SRAM LPUs, or a GPU) ----
     if topos & {"afd", "pd+afd"}:
         _afd_parts(mc, opts, mi, out)
@@ -600,7 +600,7 @@ def colocated_decode(
 def _spec_parts(
     mc: ModelCase, pre: PrefillPools, target_step: np.ndarray, fits: np.ndarray,
     catalog: Catalog, opts: CandidateOptions, mi: int, out: RowParts, labels: list[str],
-    units: list[dict[str, int]], power: list[float],
+    units: list[dict[str, int]], power: list[float], best: BestParts,
 ) -> None:  # fmt: skip
     """Speculative decoding on the target's chips, per draft and draft length k: a decode
     pool (`pd+spec`, paired with a prefill pool) and a colocated instance (`spec`: the same
@@ -633,6 +633,9 @@ def _spec_parts(
             verify = verify_by_k[k]
             per_step = expected_tokens_per_step(s.acceptance, k)  # (n, 1): per workload
             tpot = (k * draft_ms + verify) / per_step
+            # Drafting lowers TPOT at batch 1 too: part of the best any SKU reaches.
+            best.add(s, [f"{x} with {draft.id} k={k}" for x in labels],
+                     np.full(tpot.shape[:2], np.inf), np.where(fits, tpot, np.inf)[:, :, 0])  # fmt: skip
             if "spec" in topos:
                 _colocated_spec(mc, pre, tpot, fits, mi, sub, out, draft, k, opts, labels,
                                 units, power, per_step)  # fmt: skip
@@ -1450,18 +1453,20 @@ def build_candidates(
 
 
 def _best_reachable(best: BestParts) -> pd.DataFrame:
-    """Per workload (sorted): the lowest batch-1 TPOT and prefill TTFT any group reaches,
-    and the first group (in enumeration order) reaching it."""
+    """Per workload (sorted): the lowest batch-1 TPOT and prefill TTFT any group reaches
+    (plain decode, or drafting speculatively), and the first group (in enumeration order)
+    reaching it."""
     found: dict[str, dict] = {}
     for names, labels, ttft, tpot in best.cases:
         for i, wname in enumerate(names):
-            row: dict = {"workload": wname}
+            row: dict = found.get(wname, {"workload": wname})
             for kind, values in (("tpot", tpot[:, i]), ("ttft", ttft[:, i])):
                 finite = np.isfinite(values)
                 if finite.any():
                     j = int(np.argmin(np.where(finite, values, np.inf)))
-                    row[f"best_{kind}_ms"] = float(values[j])
-                    row[f"{kind}_where"] = str(labels[j])
+                    if float(values[j]) < row.get(f"best_{kind}_ms", np.inf):
+                        row[f"best_{kind}_ms"] = float(values[j])
+                        row[f"{kind}_where"] = str(labels[j])
             if len(row) > 1:
                 found[wname] = row
     out = [found[k] for k in sorted(found)]

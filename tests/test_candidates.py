@@ -180,6 +180,15 @@ def test_unservable_workload_has_no_rows_but_a_best_reachable(tmp_path: Path) ->
     assert not (cs.table["phase"] == "decode").any() if len(cs.table) else True
     best = cs.best_reachable.set_index("workload")
     assert best.at["impossible", "best_tpot_ms"] > 0.05
+    # The best TPOT counts speculative drafting too (k tokens per verify step at batch 1):
+    # lower than plain decode's, and it names the draft.
+    plain = CandidateOptions(topologies=["colocated", "pd", "afd", "pd+afd"])
+    no_spec = build_candidates(CATALOG, demand_from(tmp_path, rows), options=plain)
+    plain_best = no_spec.best_reachable.set_index("workload").loc["impossible"]
+    assert "with" not in plain_best["tpot_where"]
+    assert best.at["impossible", "best_tpot_ms"] < plain_best["best_tpot_ms"]
+    assert " k=" in best.at["impossible", "tpot_where"]
+    assert best.at["impossible", "best_ttft_ms"] == plain_best["best_ttft_ms"]
 
 
 def test_planning_data_is_consistent(default_set) -> None:
