@@ -17,7 +17,7 @@ def register(app: typer.Typer) -> None:
     @app.command("sweep")
     def sweep_cmd(
         demand: Annotated[Path | None, typer.Argument(help="demand CSV (default: the bundled demand/default.csv)")] = None,
-        vary: Annotated[list[str] | None, Opt("--vary", help="NAME=START:STOP:STEP or NAME=V1,V2,... (repeat). NAME: tpot_ms, ttft_ms, demand_scale, power_budget_mw (none = no budget), capex_budget_usd, electricity_usd_per_kwh, price.<sku>, rent.<sku>")] = None,
+        vary: Annotated[list[str] | None, Opt("--vary", help="NAME=START:STOP:STEP or NAME=V1,V2,... (repeat). NAME: tpot_ms, ttft_ms, spec_acceptance (0..1), demand_scale, power_budget_mw (none = no budget), capex_budget_usd, electricity_usd_per_kwh, price.<sku>, rent.<sku>")] = None,
         workload: Annotated[str | None, Opt("--workload", help="apply SLA and demand_scale variations to this workload only")] = None,
         grid: Annotated[bool, Opt("--grid/--one-at-a-time", help="every combination, or each parameter alone")] = True,
         scenario: Annotated[Path | None, Opt("--scenario", help="scenario YAML with the base settings")] = None,

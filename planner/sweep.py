@@ -100,6 +100,7 @@ class Param:
     minimum: float
     strict: bool  # value > minimum (else >=)
     allows_none: bool = False  # "none" = no limit
+    maximum: float = math.inf  # value <= maximum
 
     def problem(self, name: str, value: Value) -> str | None:
         if value is None:
@@ -107,12 +108,17 @@ class Param:
         ok = value > self.minimum if self.strict else value >= self.minimum
         if not ok or not math.isfinite(value):
             return f"{name} must be {'>' if self.strict else '>='} {self.minimum:g}; got {value:g}"
+        if value > self.maximum:
+            return f"{name} must be <= {self.maximum:g}; got {value:g}"
         return None
 
 
 PARAMETERS: dict[str, Param] = {
     "tpot_ms": Param("sla", "ms", 0.0, strict=True),
     "ttft_ms": Param("sla", "ms", 0.0, strict=True),
+    # Per-token draft acceptance of speculative decoding (the workloads' own, as the demand
+    # CSV's spec_acceptance column sets it): it changes the candidates as an SLA does.
+    "spec_acceptance": Param("sla", "", 0.0, strict=False, maximum=1.0),
     "demand_scale": Param("demand", "x", 0.0, strict=True),
     "power_budget_mw": Param("limit", "MW", 0.0, strict=True, allows_none=True),
     "capex_budget_usd": Param("limit", "USD", 0.0, strict=False, allows_none=True),
@@ -271,8 +277,9 @@ def plan_sweep(request: SweepRequest, catalog: Catalog | None = None) -> SweepJo
     probe = _probe(request.axes)
     cover = sc.pruning_mode == "cover"
     keys, key_of_point = _table_keys(
-        [*points, probe], demand, targets, cover=cover, settings=sc.settings()
-    )
+        [*points, probe], demand, targets, cover=cover, settings=sc.settings(),
+        acceptance=sc.spec_acceptance,
+    )  # fmt: skip
     probe_key = key_of_point.pop()
     return SweepJob(
         axes=tuple(request.axes), mode=request.mode, points=points, keys=keys,
@@ -328,13 +335,19 @@ def _probe(axes: Sequence[Axis]) -> dict[str, Value]:
     return out
 
 
-def _sla_of(point: dict[str, Value], demand: Demand, targets: list[str]) -> SlaKey:
+def _sla_of(
+    point: dict[str, Value], demand: Demand, targets: list[str], acceptance: float
+) -> SlaKey:
+    """(tpot_ms, ttft_ms, spec_acceptance) per workload at `point` (`acceptance`: the
+    scenario's, for workloads without their own)."""
     out = []
-    for (tpot, ttft), name in zip(base_sla(demand), demand.workloads.index, strict=True):
+    base = base_sla(demand, acceptance)
+    for (tpot, ttft, acc), name in zip(base, demand.workloads.index, strict=True):
         if name in targets:
             tpot = _or(point.get("tpot_ms"), tpot)
             ttft = _or(point.get("ttft_ms"), ttft)
-        out.append((tpot, ttft))
+            acc = _or(point.get("spec_acceptance"), acc)
+        out.append((tpot, ttft, acc))
     return tuple(out)
 
 
@@ -350,14 +363,14 @@ def economics_of(point: dict[str, Value]) -> Economics:
 
 def _table_keys(
     points: list[dict[str, Value]], demand: Demand, targets: list[str], *, cover: bool,
-    settings: Settings,
+    settings: Settings, acceptance: float,
 ) -> tuple[list[TableKey], list[int]]:  # fmt: skip
     """Distinct table keys (first-use order) and each point's. A point with an invalid
     value maps to the base key (it is reported invalid before it is solved). With pruning
     "cover" the kept candidates depend on the load, so the demand scale is in the key;
     what the capex budgets leave to buy with is in it always (`settings`: the base
-    scenario's)."""
-    base = TableKey(base_sla(demand), capex=capex_limit(settings))
+    scenario's; `acceptance`: its spec_acceptance)."""
+    base = TableKey(base_sla(demand, acceptance), capex=capex_limit(settings))
     keys: list[TableKey] = []
     of_point = []
     for p in points:
@@ -365,7 +378,7 @@ def _table_keys(
         budget = p.get("capex_budget_usd", settings.capex_budget_usd)
         capex = capex_limit(settings.model_copy(update={"capex_budget_usd": budget}))
         key = (
-            TableKey(_sla_of(p, demand, targets), economics_of(p), scale, capex)
+            TableKey(_sla_of(p, demand, targets, acceptance), economics_of(p), scale, capex)
             if not point_problems(p)
             else base
         )

@@ -32,13 +32,15 @@ from planner.candidates import (
     sku_table,
     sunk_skus,
     usable_skus,
+    workload_acceptance,
 )
 from planner.catalog import Catalog
 from planner.demand import Demand
 from planner.model_data import PlanningData, Settings
 from planner.scenario import Scenario
 
-SlaKey = tuple[tuple[float, float], ...]  # (tpot_ms, ttft_ms) per workload, demand order
+# (tpot_ms, ttft_ms, spec_acceptance) per workload, demand order
+SlaKey = tuple[tuple[float, float, float], ...]
 Economics = tuple[tuple[str, float], ...]  # (("price.h100-sxm", 2e5), ("electricity...", 0.1))
 SKU_COLUMNS = {"price": "unit_price_usd", "rent": "rent_usd_per_chip_hour"}
 TABLE_COLUMNS = ["candidate", "topology", "workload", "phase", "rate_rps", "power_w", "description", "units"]  # fmt: skip
@@ -54,9 +56,14 @@ class TableKey:
     capex: CapexLimit = "none"
 
 
-def base_sla(demand: Demand) -> SlaKey:
+def base_sla(demand: Demand, acceptance: float) -> SlaKey:
+    """Each workload's SLA and draft acceptance (its own, else `acceptance`)."""
     w = demand.workloads
-    return tuple((float(a), float(b)) for a, b in zip(w["tpot_ms"], w["ttft_ms"], strict=True))
+    acc = workload_acceptance(w, acceptance)
+    return tuple(
+        (float(a), float(b), float(c))
+        for a, b, c in zip(w["tpot_ms"], w["ttft_ms"], acc, strict=True)
+    )
 
 
 def with_economics(
@@ -85,7 +92,7 @@ class CandidateTables:
         keys: list[TableKey], targets: list[str],
     ) -> None:  # fmt: skip
         self.cs, self.settings = cs, sc.settings()
-        self.base = TableKey(base_sla(demand), capex=capex_limit(self.settings))
+        self.base = TableKey(base_sla(demand, sc.spec_acceptance), capex=capex_limit(self.settings))
         self.opts = candidate_options(sc, catalog)
         self.names = list(demand.workloads.index)
         periods, self.demand_table = demand.to_planning_tables()
@@ -166,13 +173,14 @@ def variant_name(workload: str, k: int) -> str:
     return f"{workload}#sla{k}"
 
 
-def variant_demand(demand: Demand, variants: dict[str, list[tuple[float, float]]]) -> Demand:
+def variant_demand(demand: Demand, variants: dict[str, list[tuple[float, float, float]]]) -> Demand:
     """Every workload once per SLA variant, so one vectorised pass evaluates them all."""
     rows = []
     for w, slas in variants.items():
-        for k, (tpot, ttft) in enumerate(slas):
+        for k, (tpot, ttft, acceptance) in enumerate(slas):
             row = demand.workloads.loc[w].copy()
             row["tpot_ms"], row["ttft_ms"] = tpot, ttft
+            row["spec_acceptance"] = acceptance
             rows.append(row.rename(variant_name(w, k)))
     workloads = pd.DataFrame(rows).astype(demand.workloads.dtypes.to_dict())
     workloads.index.name = demand.workloads.index.name

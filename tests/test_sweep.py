@@ -232,6 +232,33 @@ def test_cost_does_not_fall_as_slas_tighten(catalog, base: Scenario, spec: str) 
     assert (np.diff(cost) >= -GAP * cost[:-1]).all(), cost  # loosest first: never cheaper
 
 
+def test_spec_acceptance_axis_equals_single_plans_and_never_costs_more_as_it_rises(
+    catalog, base: Scenario, tmp_path: Path
+) -> None:
+    """--vary spec_acceptance sets the named workload's draft acceptance, as the demand
+    CSV's spec_acceptance column does for `planner plan`; a higher acceptance only speeds
+    speculative candidates up, so the plan never costs more."""
+    table = sweep(catalog, base, ["spec_acceptance=0.2,0.6,0.95"], workload="chat")
+    assert (table["status"] == "optimal").all()
+    cost = table.sort_values("spec_acceptance")["total_cost_usd"].to_numpy()
+    assert (np.diff(cost) <= GAP * cost[:-1]).all(), cost
+    assert cost[-1] < cost[0]  # here drafting at 0.95 beats drafting at 0.2
+    for row in table.to_dict(orient="records"):
+        raw = pd.read_csv(DEMAND)
+        raw["spec_acceptance"] = np.where(raw["workload"] == "chat", row["spec_acceptance"], np.nan)
+        path = tmp_path / f"a{row['scenario']}.csv"
+        raw.to_csv(path, index=False)
+        plan = run_planning(path, base, catalog=catalog, explain=False).plan
+        assert row["objective"] == pytest.approx(plan.objective, rel=GAP), row
+    bad = sweep(catalog, base, ["spec_acceptance=1.5,0.6"], workload="chat")
+    bad = bad.set_index("spec_acceptance")
+    assert bad.at[1.5, "status"] == "invalid"
+    assert "spec_acceptance must be <= 1; got 1.5" in bad.at[1.5, "message"]
+    assert bad.at[0.6, "objective"] == pytest.approx(
+        table.set_index("spec_acceptance").at[0.6, "objective"], rel=GAP
+    )
+
+
 def test_decode_moves_to_sram_as_tpot_tightens(catalog, base: Scenario) -> None:
     table = sweep(catalog, base, ["tpot_ms=3,5,10"], workload="chat")
     silicon = dict(zip(table["tpot_ms"], table["chat.decode_silicon"], strict=True))

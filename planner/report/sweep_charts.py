@@ -23,11 +23,12 @@ import numpy as np
 import pandas as pd
 
 OK = ("optimal", "feasible_at_limit")
-SLA = ("tpot_ms", "ttft_ms")
+SLA = ("tpot_ms", "ttft_ms", "spec_acceptance")  # the parameters that change candidates
 MAX_LINES = 8
 LABELS = {
     "tpot_ms": "TPOT target (ms per output token)",
     "ttft_ms": "TTFT target (ms)",
+    "spec_acceptance": "speculative draft acceptance (per token)",
     "demand_scale": "demand scale (x forecast)",
     "power_budget_mw": "power budget (facility MW per period)",
     "capex_budget_usd": "capex budget (USD)",
