@@ -1354,13 +1354,19 @@ def workload_acceptance(workloads: pd.DataFrame, default: float) -> np.ndarray:
     return own.astype(float).fillna(float(default)).to_numpy(float)
 
 
-def usable_skus(catalog: Catalog, allowed: list[str] | None) -> list[str]:
-    """SKUs that can be bought or rented (a SKU with neither price cannot be planned)."""
+def usable_skus(
+    catalog: Catalog, allowed: list[str] | None, owned: Collection[str] = ()
+) -> list[str]:
+    """SKUs that can be bought, rented or are already owned (`owned`: the existing fleet's
+    SKUs). A SKU with neither price and no owned chips cannot be planned; owned chips
+    without a price (a part bought long ago, an in-house accelerator) still serve, at
+    their running cost."""
     ids = allowed if allowed is not None else sorted(catalog.hardware)
     return [
         s for s in ids
         if catalog.hardware[s].purchase.price_usd is not None
         or catalog.hardware[s].purchase.rent_usd_per_chip_hour is not None
+        or s in owned
     ]  # fmt: skip
 
 
@@ -1374,7 +1380,7 @@ def build_candidates(
     """Catalog + demand -> the candidate table and the MIP's `PlanningData`."""
     settings = settings or Settings()
     opts = options or CandidateOptions()
-    skus = usable_skus(catalog, opts.allowed_skus)
+    skus = usable_skus(catalog, opts.allowed_skus, sunk_skus(existing))
     w = demand.workloads
     uncalibrated: set[str] = set()
     cases: list[ModelCase] = []

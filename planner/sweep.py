@@ -311,7 +311,8 @@ def _targets(workload: str | None, demand: Demand) -> list[str]:
 def _check_skus(axes: Iterable[Axis], catalog: Catalog, sc: Scenario) -> None:
     """price.<sku> / rent.<sku> must name a SKU this scenario plans with (else the sweep
     would silently change nothing)."""
-    usable = set(usable_skus(catalog, candidate_options(sc, catalog).allowed_skus))
+    owned = {e.sku for e in sc.existing_fleet}
+    usable = set(usable_skus(catalog, candidate_options(sc, catalog).allowed_skus, owned))
     problems = []
     for a in axes:
         if a.sku is None:

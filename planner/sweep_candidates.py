@@ -98,7 +98,8 @@ class CandidateTables:
         periods, self.demand_table = demand.to_planning_tables()
         self.periods = list(periods.index)
         self.targets = targets
-        sku_all = sku_table(catalog, usable_skus(catalog, self.opts.allowed_skus), periods)
+        usable = usable_skus(catalog, self.opts.allowed_skus, sunk_skus(cs.data.existing))
+        sku_all = sku_table(catalog, usable, periods)
         for sku, cap in sc.supply_cap_units_per_period.items():  # as planning.prepare
             if sku in sku_all.index:
                 sku_all.loc[sku, "supply_cap_units_per_period"] = cap

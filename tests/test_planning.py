@@ -150,6 +150,25 @@ def test_existing_fleet_is_used_before_buying(tmp_path: Path) -> None:
     )
 
 
+def test_owned_chips_of_a_sku_with_no_price_still_serve(tmp_path: Path) -> None:
+    """A SKU that can be neither bought nor rented (no price in the catalog: an in-house
+    part, or one bought long ago) is planned with when the existing fleet owns some: its
+    chips serve at their running cost, none is bought or rented, and the plan verifies."""
+    hw = CATALOG.hardware["h100-sxm"]
+    unpriced = hw.model_copy(update={"purchase": hw.purchase.model_copy(
+        update={"price_usd": None, "rent_usd_per_chip_hour": None})})  # fmt: skip
+    catalog = CATALOG.model_copy(update={"hardware": {**CATALOG.hardware, "h100-sxm": unpriced}})
+    path = write_demand(tmp_path, small_rows())
+    without = run_planning(path, Scenario(allowed_skus=SKUS), catalog=catalog, explain=False)
+    sc = Scenario(allowed_skus=SKUS, existing_fleet=[{"sku": "h100-sxm", "chips": 64}])
+    run = run_planning(path, sc, catalog=catalog, explain=False)
+    assert run.plan.status == "optimal" and run.verification.passed
+    h100 = run.plan.fleet[run.plan.fleet["sku"] == "h100-sxm"]
+    assert h100["used_chips"].sum() > 0 and (h100["rented_chips"] == 0).all()
+    assert "h100-sxm" not in set(run.plan.purchases["sku"])
+    assert run.plan.total_cost_usd < without.plan.total_cost_usd
+
+
 def test_same_inputs_same_plan(tmp_path: Path) -> None:
     a = plan_cost(tmp_path, small_rows())[1].plan
     b = plan_cost(tmp_path, small_rows())[1].plan
