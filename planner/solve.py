@@ -60,8 +60,16 @@ LP_BUDGET_SHARE = 0.5
 WATCHDOG_GRACE_S = 5.0
 # MIPs with at least this many columns run in a child process the parent can kill, this
 # long after the deadline (see _mip_in_child); below it the in-process watchdog suffices.
-HARD_STOP_MIN_COLUMNS = 100_000
-HARD_STOP_GRACE_S = 10.0
+# At 34,569 columns (benchmarks/plan_scale.py) an in-process MIP with 13.8 s left ran
+# 28.3 s: the watchdog cancelled it 5 s late and HiGHS took ~9.5 s more to stop, so a
+# 60 s --time-limit took 74 s. (Spawning the child costs ~1 s.)
+HARD_STOP_MIN_COLUMNS = 20_000
+HARD_STOP_GRACE_S = 1.0
+# The child's HiGHS is asked to stop this share of its time left (at most EARLY_STOP_MAX_S)
+# before the deadline, so that it usually ends on its own, with its final bound, before
+# the parent has to kill it.
+EARLY_STOP_SHARE = 0.1
+EARLY_STOP_MAX_S = 5.0
 # Continuous columns held at their LP values while integers are rounded up (see
 # mip_start_from_relaxation): the routing stays feasible when capacity only grows.
 HELD_WHEN_ROUNDING_UP = ("v_load",)
@@ -999,7 +1007,8 @@ def _mip_in_child(
 
     HiGHS ignored both its time limit and the interrupt callback for over five minutes in
     the root of a 5e5-column MIP here (ARCHITECTURE: upstream #2226, "run long solves in a
-    process you can stop"). The child is killed HARD_STOP_GRACE_S after the deadline; the
+    process you can stop"). The child's HiGHS is asked to stop a little before the deadline
+    (EARLY_STOP_SHARE) and the child is killed HARD_STOP_GRACE_S after it; the
     best incumbent it reported (or the MIP start) is kept, bounded by the best of its last
     dual bound and the LP relaxation, so the gap stays valid.
     """
@@ -1008,7 +1017,8 @@ def _mip_in_child(
     ctx = multiprocessing.get_context("spawn")  # a fork would copy HiGHS's thread pool
     receive, send = ctx.Pipe(duplex=False)
     portable = dataclasses.replace(cm, columns=range(cm.n_cols), rows=range(cm.n_rows))
-    deadline_epoch = time.time() + (deadline - time.perf_counter())
+    left = deadline - time.perf_counter()
+    deadline_epoch = time.time() + left - min(EARLY_STOP_MAX_S, EARLY_STOP_SHARE * max(left, 0.0))
     child = ctx.Process(
         target=_mip_child, args=(portable, profile, start, deadline_epoch, log, send), daemon=True
     )
@@ -1053,7 +1063,7 @@ def _mip_in_child(
         gap,
         "highs",
         "HiGHS overran its time limit; its process was stopped "
-        f"{HARD_STOP_GRACE_S:g} s after, keeping the best incumbent",
+        f"{HARD_STOP_GRACE_S:g} s after the deadline, keeping the best incumbent",
     )
     return result, best_x
 

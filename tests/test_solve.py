@@ -498,6 +498,7 @@ def test_child_past_its_deadline_is_killed_and_the_start_kept(
     monkeypatch.setattr(solve_module, "ROUNDED_START_MIN_COLUMNS", 0)
     monkeypatch.setattr(solve_module, "HARD_STOP_MIN_COLUMNS", 0)
     monkeypatch.setattr(solve_module, "HARD_STOP_GRACE_S", -29.7)
+    monkeypatch.setattr(solve_module, "EARLY_STOP_SHARE", 0.0)
     result = solve(micro(), SolverProfile(mip_rel_gap=0.0, time_limit_s=30))
     assert result.status == "feasible_at_limit"
     assert "stopped" in result.message
