@@ -640,3 +640,22 @@ def test_frontier_cache_recomputes_only_when_a_drawn_pool_changes(
     assert changed[0].frame.equals(
         real(PlanView(dataclasses.replace(run.plan, inputs=inputs), run.catalog))[0].frame
     )
+
+
+def test_placement_names_the_draft_acceptance_each_workload_is_planned_at(tmp_path: Path) -> None:
+    """Speculative decode rows say which acceptance their rate assumes: the workload's own
+    (demand CSV spec_acceptance) or the scenario's."""
+    rows = [{"period": p, "workload": w, "model": m, "requests_per_s": r, "prompt_tokens": 1000,
+             "output_tokens": 200, "ttft_ms": 2000, "tpot_ms": 30, "percentile": 99,
+             "precision": "fp8", "spec_acceptance": a}
+            for p in ("2027Q1", "2027Q2")
+            for w, m, r, a in (("chat", "llama-3.1-70b", 6, 0.9), ("small", "llama-3.1-8b", 20, ""))]  # fmt: skip
+    path = tmp_path / "acc.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    sc = Scenario(topologies=["spec"], allowed_skus=["h100-sxm", "b200"], spec_acceptance=0.6)
+    planned = run_planning(path, sc, explain=False)
+    assert planned.verification.passed
+    placement = build_report(planned.plan, planned.catalog).tables["placement"].frame
+    decode = placement[placement["phase"] == "decode"].set_index("workload")["draft"]
+    assert decode.loc[["chat"]].str.contains(" a=0.9").all()
+    assert decode.loc[["small"]].str.contains(" a=0.6").all()

@@ -48,8 +48,11 @@ def _parallelism(cfg: dict[str, Any], phase: str) -> str:
     return text
 
 
-def phase_hardware(view: PlanView, candidate: str, phase: str) -> dict[str, str]:
-    """Which SKU does what: prefill, decode attention, decode FFN, draft, verify."""
+def phase_hardware(
+    view: PlanView, candidate: str, phase: str, workload: str | None = None
+) -> dict[str, str]:
+    """Which SKU does what: prefill, decode attention, decode FFN, draft, verify (with the
+    draft acceptance the workload's rate assumes, when `workload` is given)."""
     cfg = view.config(candidate)
     hw = str(cfg.get("hardware", ""))
     if phase == "prefill":
@@ -58,7 +61,10 @@ def phase_hardware(view: PlanView, candidate: str, phase: str) -> dict[str, str]
     if cfg.get("draft_model"):
         on = cfg.get("draft_hardware")
         where = f" on {on}" if on and on != hw else ""
-        out["draft"] = f"{cfg['draft_model']} k={cfg.get('draft_tokens')}{where}"
+        row = view.rows.get((candidate, workload, phase), {}) if workload else {}
+        acceptance = row.get("acceptance", cfg.get("acceptance"))
+        at = f" a={float(acceptance):g}" if acceptance is not None else ""
+        out["draft"] = f"{cfg['draft_model']} k={cfg.get('draft_tokens')}{at}{where}"
         out["verify_sku"] = hw
     return out
 
@@ -80,7 +86,7 @@ def placement_table(view: PlanView) -> ReportTable:
         batch = row.get("batch")
         rows.append({
             "workload": w, "phase": p, "topology": str(cfg.get("topology", "")),
-            **phase_hardware(view, c, p), "parallelism": _parallelism(cfg, p),
+            **phase_hardware(view, c, p, w), "parallelism": _parallelism(cfg, p),
             "batch": float(batch) if p == "decode" and batch else math.nan,
             "instances_max": max(inst.get((c, t), 0.0) for t in g["period"].tolist()),
             "share_of_load_pct": 100.0 * g["load_rps"].sum() / asked if asked > 0 else math.nan,
