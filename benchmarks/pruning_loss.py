@@ -2,7 +2,8 @@
 mode, side by side: `frontier` (the default), `cover` (`--pruning cover`) and `none`
 (`--exhaustive`: every candidate not dominated chip for chip).
 
-    /work/venv/bin/python benchmarks/pruning_loss.py [--time-limit 120] [FILE ...]
+    /work/venv/bin/python benchmarks/pruning_loss.py [--time-limit 120] [--scenario YAML]
+        [FILE ...]
 
 Prints per file and mode: candidate pairs, cost, status and seconds, and how far each
 plan is above the exhaustive plan and above the exhaustive MIP's lower bound (a bound on
@@ -10,7 +11,9 @@ every plan: a plan is at most that much above the true optimum). The frontier ig
 whole instances (candidates.prune_to_frontier), so its loss is largest where workloads
 need only a few instances each; `cover` keeps the whole-instance covers it misses
 (candidates.cover_candidates). Exhaustive solves are slow (tens of seconds to minutes);
-at the time limit their plan and bound still count.
+at the time limit their plan and bound still count. `--scenario` plans under a scenario
+file (an existing fleet, a capex budget: the pruning ranks those differently, see
+candidates.prune_to_frontier), its time limit replaced by --time-limit.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from pathlib import Path
 
 from planner.catalog import data_dir, load_catalog
 from planner.planning import Scenario, run_planning
+from planner.scenario import load_scenario
 
 
 def run(path: Path, sc: Scenario, catalog: object) -> tuple[object, float]:
@@ -33,15 +37,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("files", nargs="*", help="demand CSVs (default: every bundled one)")
     ap.add_argument("--time-limit", type=float, default=120.0, help="solver seconds per plan")
+    ap.add_argument("--scenario", type=Path, default=None, help="a scenario YAML to plan under")
     args = ap.parse_args()
+    base = load_scenario(args.scenario) if args.scenario else Scenario()
     files = [Path(f) for f in args.files] or sorted(Path(data_dir("demand")).glob("*.csv"))
     catalog = load_catalog()
     for path in files:
-        sc = Scenario(time_limit_s=args.time_limit)
+        sc = base.model_copy(update={"time_limit_s": args.time_limit})
         runs = {mode: run(path, sc.model_copy(update={"pruning": mode}), catalog)
                 for mode in ("frontier", "cover", "none")}  # fmt: skip
         full = runs["none"][0].plan
-        print(f"{path.name}:")
+        print(f"{path.name}{f' under {args.scenario.name}' if args.scenario else ''}:")
         for mode, (r, t) in runs.items():
             gap = f", gap {r.plan.gap:.2%}" if r.plan.gap is not None else ""
             line = (f"  {mode:>8}: {r.inputs.candidate_pairs:>6,} pairs, "

@@ -434,6 +434,40 @@ def test_lifting_a_budget_that_leaves_demand_unserved_says_how_much_more_is_serv
     assert row["note"].startswith("lifting it serves 18 req/s more")
 
 
+@pytest.mark.parametrize(("power_mw", "solves"), [(1.0, 1), (0.0104, 3)])
+def test_limits_that_do_not_bind_are_told_apart_in_one_re_solve(
+    monkeypatch: pytest.MonkeyPatch, power_mw: float, solves: int
+) -> None:
+    """Lifting every set limit at once first: when that changes nothing (a 1 MW power
+    budget and a 10 M USD capex budget for 4 instances), one re-solve tells that neither
+    binds; when it does (0.0104 MW powers 2 of the 4), each is lifted on its own after it
+    and only the power budget binds."""
+    from helpers_planning import both, candidate, make_data, sku
+
+    import planner.plan_read
+    from planner.planning import limit_savings
+
+    data = make_data(
+        skus=[sku("a", price_usd=100_000)],
+        candidates=[candidate("c", units={"a": 8}, rates=both("w", 20, 20), power_w=4_000)],
+        demand={"w": 36},
+        power_budget_mw=power_mw,
+        capex_budget_usd=10_000_000,
+    )
+    plan = solve_plan(data, "exact")
+    calls = []
+    real = planner.plan_read.solve_plan
+    monkeypatch.setattr(
+        planner.plan_read, "solve_plan", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
+    rows = {r["row"]: r for r in limit_savings(plan, data, load_profile("exact"))}
+    assert len(calls) == solves
+    assert set(rows) == {"power_budget_mw", "capex_budget_usd"}
+    assert not rows["capex_budget_usd"]["binds"]
+    assert rows["capex_budget_usd"]["note"] == "set but not binding: lifting it changes nothing"
+    assert rows["power_budget_mw"]["binds"] == (power_mw < 1.0)
+
+
 def _lexicographic(data: object, profile: object, *, by_period: bool) -> tuple[object, Plan]:
     """Solve `data` as `planner plan` does, with or without the per-period first stage."""
     from planner import shortfall
