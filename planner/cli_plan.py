@@ -219,7 +219,7 @@ def register(app: typer.Typer) -> None:
         electricity_usd_per_kwh: Annotated[float | None, Opt("--electricity-usd-per-kwh")] = None,
         cost_basis: Annotated[str | None, Opt("--cost-basis", help="horizon (cash) or amortized")] = None,
         solver_profile: Annotated[str | None, Opt("--solver-profile", help="default, fast, exact, or a YAML path")] = None,
-        time_limit: Annotated[float | None, Opt("--time-limit", help="solver seconds")] = None,
+        time_limit: Annotated[float | None, Opt("--time-limit", help="solver seconds per solve: the plan's, and as much again for each limit lifted and each comparison fleet")] = None,
         out_dir: Annotated[Path | None, Opt("--out", help="output folder (new or empty)")] = None,
         fmt: Annotated[str, Opt("--format", help="table or json")] = "table",
         pareto: Annotated[int | None, Opt("--pareto", min=2, max=50, help="trace N cost-vs-power points")] = None,
