@@ -697,6 +697,16 @@ def _colocated_spec(
 
 # Name prefix of colocated instances that decode speculatively (table topology "colocated").
 COLOCATED_SPEC = "colocated+spec"
+# A candidate's name starts with its kind; the serving topology (as `planner perf
+# --topology` names it) of a workload whose decode runs on that kind.
+SERVING_TOPOLOGY = {"colocated": "colocated", COLOCATED_SPEC: "spec", "decode": "pd",
+                    "afd": "pd+afd", "spec": "pd+spec"}  # fmt: skip
+
+
+def serving_topology(candidate: str) -> str:
+    """The serving topology of a workload decoded on `candidate` (SERVING_TOPOLOGY)."""
+    kind = candidate.split("|", 1)[0]
+    return SERVING_TOPOLOGY.get(kind, kind)
 
 
 # AFD pairs evaluated per perf call: bounds the (pairs, workloads, batch) temporaries when a

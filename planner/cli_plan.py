@@ -84,7 +84,7 @@ def print_plan(run: Any, out_dir: Path | None) -> None:
     from planner.scenario import pruning_mode
 
     pruning = pruning_mode(inputs.scenario)
-    if plan.status in ("optimal", "feasible_at_limit") and pruning != "none":
+    if plan.has_solution and pruning != "none":
         better = "--pruning cover or --exhaustive" if pruning == "frontier" else "--exhaustive"
         out.print(
             f"[dim]status among the candidates kept by {pruning} pruning, a heuristic: where "
@@ -323,7 +323,7 @@ def _exit_code(result: Any) -> int:
         for m in result.verification.mismatches[:20]:
             err.print(f"  - {m}", highlight=False)
         return EXIT_VERIFY
-    if result.plan.status not in ("optimal", "feasible_at_limit"):
+    if not result.plan.has_solution:
         return EXIT_NO_SOLUTION
     if result.plan.unserved_rps > 1e-6:
         return EXIT_UNSERVED

@@ -19,10 +19,11 @@ import datetime as dt
 import math
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -260,6 +261,15 @@ def parse_acceptance(text: str) -> float | None:
     if not 0.0 <= x <= 1.0:  # also NaN
         raise ValueError(expected + (f" (write {x / 100:g}, not {text})" if 1 < x <= 100 else ""))
     return x
+
+
+def own_acceptance(workload: Mapping[str, Any]) -> float | None:
+    """A workload record's own spec_acceptance (as plan.json records workloads); None when
+    it has none (absent, None or NaN), so the scenario's applies."""
+    own = workload.get("spec_acceptance")
+    if own is None or math.isnan(float(own)):
+        return None
+    return float(own)
 
 
 def parse_precision(text: str) -> str | None:

@@ -134,6 +134,11 @@ class Plan:
     # -- summaries ------------------------------------------------------------------------
 
     @property
+    def has_solution(self) -> bool:
+        """A plan to read: solved to optimality or stopped at a limit with one."""
+        return self.status in ("optimal", "feasible_at_limit")
+
+    @property
     def total_cost_usd(self) -> float:
         return float(self.costs["total_usd"].sum())
 

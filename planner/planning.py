@@ -385,7 +385,7 @@ def trace_pareto(
     def row(label: str, cap: float | None, p: Plan) -> dict[str, Any]:
         return {
             "point": label, "peak_cap_mw": cap, "status": p.status,
-            "total_cost_usd": p.total_cost_usd if p.status in ("optimal", "feasible_at_limit") else float("nan"),
+            "total_cost_usd": p.total_cost_usd if p.has_solution else float("nan"),
             "peak_facility_mw": float(p.power["facility_mw"].max()) if len(p.power) else 0.0,
             "capex_usd": float(p.costs["capex_usd"].sum()) if len(p.costs) else 0.0,
             "unserved_rps": p.unserved_rps, "gap": p.gap,
@@ -484,7 +484,7 @@ def comparison_fleets(
     from planner.solve import compile_model, lp_optimum, solve
 
     def row(label: str, p: Plan) -> dict[str, Any]:
-        ok = p.status in ("optimal", "feasible_at_limit")
+        ok = p.has_solution
         return {
             "fleet": label, "status": p.status,
             "total_cost_usd": p.total_cost_usd if ok else None,
@@ -625,7 +625,7 @@ def limit_savings(plan: Plan, data: Any, profile: SolverProfile) -> list[dict[st
     if len(set_limits) > 1:
         every = lift([f for f, _ in set_limits])
         if (
-            _solved(every)
+            every.has_solution
             and saving_of(every) <= _binding_usd(base_obj)
             and every.unserved_rps >= plan.unserved_rps - 1e-6
         ):
@@ -633,7 +633,7 @@ def limit_savings(plan: Plan, data: Any, profile: SolverProfile) -> list[dict[st
     out = []
     for field_name, label in set_limits:
         lifted = lift([field_name])
-        if _solved(lifted):
+        if lifted.has_solution:
             out.append(row(field_name, label, lifted))
     return out
 
@@ -641,7 +641,3 @@ def limit_savings(plan: Plan, data: Any, profile: SolverProfile) -> list[dict[st
 def _binding_usd(base_obj: float) -> float:
     """A lifted limit that saves more than this binds (USD; noise below it)."""
     return max(1.0, 1e-6 * abs(base_obj))
-
-
-def _solved(plan: Plan) -> bool:
-    return plan.status in ("optimal", "feasible_at_limit")

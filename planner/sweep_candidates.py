@@ -98,7 +98,8 @@ class CandidateTables:
         periods, self.demand_table = demand.to_planning_tables()
         self.periods = list(periods.index)
         self.targets = targets
-        usable = usable_skus(catalog, self.opts.allowed_skus, sunk_skus(cs.data.existing))
+        self.sunk = sunk_skus(cs.data.existing)  # owned SKUs: usable, ranked at running cost
+        usable = usable_skus(catalog, self.opts.allowed_skus, self.sunk)
         sku_all = sku_table(catalog, usable, periods)
         for sku, cap in sc.supply_cap_units_per_period.items():  # as planning.prepare
             if sku in sku_all.index:
@@ -132,7 +133,7 @@ class CandidateTables:
             if len(t) and self.opts.prune_frontier:
                 t = prune_frontier_keeping_covers(
                     t, skus, settings, self.periods, self._load(key) if self.opts.keep_covers else None,
-                    sunk_skus(self.cs.data.existing),
+                    self.sunk,
                 )  # fmt: skip
             self._tables[key] = t.reset_index(drop=True)
         return self._tables[key]

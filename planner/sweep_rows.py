@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from planner.candidates import COLOCATED_SPEC
+from planner.candidates import serving_topology
 from planner.model_data import PlanningData
 from planner.plan_read import rounded_off
 from planner.shortfall import UNSERVED_TOL_RPS, Outcome
@@ -26,8 +26,6 @@ LIMIT_ROWS = {
     "c_capex_budget_per_period": "capex_budget_usd_per_period",
     "c_peak_power": "peak_power_cap_mw",
 }
-# Decode candidate topology -> the workload's serving topology.
-TOPOLOGY = {"colocated": "colocated", "decode": "pd", "afd": "pd+afd", "spec": "pd+spec"}
 
 
 class RowReader:
@@ -81,15 +79,12 @@ class RowReader:
 
     def _candidates(self, data: PlanningData, silicon: dict[str, str]) -> None:
         skus = data.units.groupby("candidate")["sku"].agg(lambda s: sorted(set(s)))
-        topo = data.candidates.get("topology", {})
         self.cand_skus = ["+".join(skus.get(c, [])) for c in self.cands]
         self.cand_silicon = [
             "+".join(sorted({silicon.get(h, "?") for h in skus.get(c, [])})) for c in self.cands
         ]
-        self.cand_topology = [
-            "spec" if c.startswith(COLOCATED_SPEC + "|") else str(topo.get(c, ""))
-            for c in self.cands
-        ]
+        # The serving topology of a workload decoded on each (candidates.serving_topology).
+        self.cand_topology = [serving_topology(c) for c in self.cands]
 
     def _limits(self, applied: Applied) -> None:
         """(label, row, positions of its entries in the CSC value array, their columns)."""
@@ -180,6 +175,5 @@ class RowReader:
                 decode[w] = c
         for w in workloads:
             if w in decode:
-                topo = self.cand_topology[decode[w]]
-                out[f"{w}.topology"] = TOPOLOGY.get(topo, topo)
+                out[f"{w}.topology"] = self.cand_topology[decode[w]]
         return out

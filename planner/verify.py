@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from planner.catalog import Catalog
+from planner.demand import own_acceptance
 from planner.perf.evaluate import ServingConfig, evaluate
 
 REL_TOL = 1e-5  # solver feasibility tolerance is 1e-7 relative; leave room for rounding
@@ -83,9 +84,8 @@ def derived_rate(row: dict, workload: dict, catalog: Catalog) -> tuple[float, st
     )
     if cfg.get("microbatches") is None and row.get("microbatches"):
         cfg["microbatches"] = int(row["microbatches"])
-    own = workload.get("spec_acceptance")
-    if cfg.get("draft_model") and own is not None and not math.isnan(float(own)):
-        cfg["acceptance"] = float(own)  # the workload's, over the scenario's default
+    if cfg.get("draft_model") and (own := own_acceptance(workload)) is not None:
+        cfg["acceptance"] = own  # the workload's, over the scenario's default
     if phase == "prefill":
         r = evaluate(
             ServingConfig(**cfg, **common, batch=1, ttft_ms=float(workload["ttft_ms"])), catalog

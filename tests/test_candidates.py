@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from planner.candidates import COLOCATED_SPEC, CandidateOptions, build_candidates
+from planner.candidates import COLOCATED_SPEC, CandidateOptions, build_candidates, serving_topology
 from planner.catalog import data_dir, load_catalog
 from planner.demand import catalog_model_ids, load_demand
 from planner.perf.evaluate import ServingConfig, evaluate
@@ -263,3 +263,15 @@ def test_draft_lengths_setting_is_checked() -> None:
     for bad in ([], [0], [17]):
         with pytest.raises(ValidationError, match="spec_draft_tokens"):
             Scenario(spec_draft_tokens=bad)
+
+
+def test_serving_topology_from_the_name_is_the_configs(unpruned_default) -> None:
+    """Sweep rows name a workload's topology from its decode candidate's name
+    (candidates.serving_topology): it must be the topology the candidate's configuration,
+    which verify and `planner perf` evaluate, says."""
+    _, cs = unpruned_default
+    dec = cs.table[cs.table["phase"] == "decode"].drop_duplicates("candidate")
+    named = dec["candidate"].map(serving_topology)
+    configured = dec["config"].map(lambda c: c["topology"])
+    assert set(configured) == {"colocated", "spec", "pd", "pd+spec", "pd+afd"}
+    assert (named == configured).all(), dec.loc[named != configured, "candidate"].head().tolist()

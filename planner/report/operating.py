@@ -7,11 +7,11 @@ of each decode pool the plan uses; no solving.
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 import pandas as pd
 
+from planner.demand import own_acceptance
 from planner.perf.evaluate import ServingConfig, evaluate
 from planner.perf.frontier import frontier_table
 from planner.report.model import ReportTable
@@ -42,9 +42,8 @@ def _kwargs(view: PlanView, candidate: str, workload: str) -> dict[str, Any]:
     row = view.rows.get((candidate, workload, "decode"), {})
     if row.get("microbatches") and "microbatches" not in cfg:
         cfg["microbatches"] = int(row["microbatches"])
-    own = wl.get("spec_acceptance")
-    if cfg.get("draft_model") and own is not None and not math.isnan(float(own)):
-        cfg["acceptance"] = float(own)  # the workload's, over the scenario's default
+    if cfg.get("draft_model") and (own := own_acceptance(wl)) is not None:
+        cfg["acceptance"] = own  # the workload's, over the scenario's default
     return {
         **cfg,
         "prompt_tokens": int(wl["prompt_tokens"]),
