@@ -264,12 +264,14 @@ def serve(stdin: IO[bytes], stdout: IO[bytes]) -> int:
 
 
 def _draw_draft(plan: Any, catalog: Any, charts: Any, frontier: Any) -> None:
-    """Charts (and frontier curves) from the draft plan. Best effort: the final write
+    """Charts, frontier curves and the draft-acceptance table from the draft plan. Best effort: the final write
     computes again whatever is missing or changed."""
-    from planner.report.build import chart_specs
+    from planner.report.build import chart_specs, report_catalog
+    from planner.report.view import PlanView
 
     try:
         charts.render(chart_specs(plan, catalog, frontier_cache=frontier))
+        frontier.speculation.table(PlanView(plan, report_catalog(plan, catalog)[0]))
     except Exception:  # the final report redraws, and reports any real error
         return
 

@@ -12,6 +12,7 @@ from planner.plan import Plan
 from planner.report import diagnosis, economics, narrative, placement, procurement, provenance
 from planner.report.model import Report, ReportTable, Section
 from planner.report.operating import FrontierCache, frontier_curves
+from planner.report.speculation import acceptance_table
 from planner.report.view import PlanView
 
 
@@ -53,6 +54,11 @@ def build_report(
     view = PlanView(plan, catalog)
     cached = frontier_cache.curves if frontier_cache is not None else frontier_curves
     frontier, frontier_notes = cached(view)
+    speculation = (
+        frontier_cache.speculation.table(view)
+        if frontier_cache is not None
+        else acceptance_table(view)
+    )
     cost_per_token, cost_per_token_by_period = economics.cost_per_token_tables(view)
     tables = [
         procurement.buy_schedule_table(view),
@@ -69,6 +75,7 @@ def build_report(
         economics.costs_table(view),
         diagnosis.recorded_binding(view) or diagnosis.limits_at_bound(view),
         diagnosis.comparisons_table(view),
+        speculation,
         provenance.settings_table(view),
         provenance.solver_table(view),
         provenance.catalog_table(view),
@@ -150,7 +157,8 @@ def _sections(
                 ["buy_schedule", "cost_per_token", "unserved"]),
         Section("bom", "Bill of materials", [], ["bom", "rentals", "existing_fleet", "fleet_schedule"],
                 ["fleet"]),
-        Section("placement", "Placement and SLA", [], ["placement", "sla"], ["frontier"]),
+        Section("placement", "Placement and SLA", [], ["placement", "sla", "speculation"],
+                ["frontier"]),
         Section("utilization", "Utilization and power", [], ["utilization", "power"], ["power"]),
         Section("costs", "Costs", [], ["costs"], ["costs"]),
         Section("binding", "What binds", binding_text, has),

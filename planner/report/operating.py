@@ -71,8 +71,12 @@ class FrontierCache:
     draft of the plan, then builds the final report, whose decode pools rarely differ."""
 
     def __init__(self) -> None:
+        from planner.report.speculation import SpeculationCache
+
         self._key: tuple[Any, ...] | None = None
         self._curves: tuple[ReportTable, list[str]] | None = None
+        # The other perf-model re-derivation of the report, cached alike.
+        self.speculation = SpeculationCache()
 
     def curves(self, view: PlanView) -> tuple[ReportTable, list[str]]:
         key = frontier_inputs(view)
