@@ -264,8 +264,8 @@ def serve(stdin: IO[bytes], stdout: IO[bytes]) -> int:
 
 
 def _draw_draft(plan: Any, catalog: Any, charts: Any, frontier: Any) -> None:
-    """Charts, frontier curves and the draft-acceptance table from the draft plan. Best effort: the final write
-    computes again whatever is missing or changed."""
+    """Charts, frontier curves and the draft-acceptance table from the draft plan. Best
+    effort: the final write computes again whatever is missing or changed."""
     from planner.report.build import chart_specs, report_catalog
     from planner.report.view import PlanView
 

@@ -76,8 +76,8 @@ def status_paragraph(view: PlanView, verification: dict[str, Any] | None) -> str
 
 def _weighted_shares(view: PlanView, phase: str) -> dict[str, float]:
     """SKU (of the phase's main hardware) -> share of the phase's requests over the horizon."""
-    r = view.plan.routing
-    r = r[(r["phase"] == phase) & (r["load_rps"] > TOL)]
+    r = view.carried
+    r = r[r["phase"] == phase]
     acc: dict[str, float] = defaultdict(float)
     for x in r.itertuples(index=False):
         cfg = view.config(x.candidate)
@@ -95,8 +95,8 @@ def _share_text(shares: dict[str, float]) -> str:
 
 
 def _decode_styles(view: PlanView) -> str:
-    r = view.plan.routing
-    r = r[(r["phase"] == "decode") & (r["load_rps"] > TOL)]
+    r = view.carried
+    r = r[r["phase"] == "decode"]
     acc: dict[str, float] = defaultdict(float)
     for x in r.itertuples(index=False):
         cfg = view.config(x.candidate)

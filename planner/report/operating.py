@@ -15,7 +15,7 @@ from planner.demand import own_acceptance
 from planner.perf.evaluate import ServingConfig, evaluate
 from planner.perf.frontier import frontier_table
 from planner.report.model import ReportTable
-from planner.report.view import TOL, PlanView
+from planner.report.view import PlanView
 
 MAX_CURVES = 8
 CURVE_COLUMNS = ["workload", "configuration", "batch", "output_tok_s_per_user",
@@ -30,8 +30,8 @@ def short_name(candidate: str) -> str:
 
 def _decode_pools(view: PlanView) -> list[tuple[str, str]]:
     """(candidate, workload) of decode pools, largest load first."""
-    r = view.plan.routing
-    r = r[(r["phase"] == "decode") & (r["load_rps"] > TOL)]
+    r = view.carried
+    r = r[r["phase"] == "decode"]
     load = r.groupby(["candidate", "workload"])["load_rps"].sum().sort_values(ascending=False)
     return [(str(c), str(w)) for c, w in load.index[:MAX_CURVES]]
 

@@ -22,7 +22,7 @@ import pandas as pd
 
 from planner.perf import queueing
 from planner.report.model import ReportTable
-from planner.report.view import TOL, PlanView
+from planner.report.view import PlanView
 
 
 def _span(periods: list[str], order: list[str]) -> str:
@@ -76,7 +76,7 @@ PLACEMENT_COLUMNS = ["workload", "phase", "topology", "prefill_sku", "decode_att
 
 def placement_table(view: PlanView) -> ReportTable:
     """One row per (workload, phase, serving configuration) over the horizon."""
-    r = view.plan.routing[view.plan.routing["load_rps"] > TOL]
+    r = view.carried
     demand, inst = view.peak_rps, view.instance_count
     rows = []
     for (w, p, c), g in r.groupby(["workload", "phase", "candidate"], sort=False):
@@ -116,7 +116,7 @@ def _workload_order(
 
 
 def routing_table(view: PlanView) -> ReportTable:
-    r = view.plan.routing[view.plan.routing["load_rps"] > TOL]
+    r = view.carried
     inst = view.instance_count
     frame = pd.DataFrame({
         "workload": r["workload"], "phase": r["phase"], "period": r["period"],
@@ -151,7 +151,7 @@ def predicted_ttft_ms(row: dict[str, Any], busy_fraction: float, percentile: flo
 def _worst_by_workload(view: PlanView) -> dict[str, dict[str, float]]:
     busy = view.busy_fraction
     worst: dict[str, dict[str, float]] = defaultdict(lambda: {"ttft": -math.inf, "tpot": -math.inf})
-    r = view.plan.routing[view.plan.routing["load_rps"] > TOL]
+    r = view.carried
     for x in r.itertuples(index=False):
         row = view.rows.get((x.candidate, x.workload, x.phase))
         wl = view.workloads.get(x.workload)

@@ -27,7 +27,7 @@ import pandas as pd
 
 from planner.demand import own_acceptance
 from planner.report.model import ReportTable
-from planner.report.view import TOL, PlanView
+from planner.report.view import PlanView
 from planner.verify import derived_rate
 
 # The stress case: this much below the acceptance the plan assumes (floored at zero).
@@ -56,16 +56,15 @@ def assumed_acceptance(view: PlanView, workload: str, row: dict[str, Any]) -> fl
 class _Pools:
     """The plan's instance pools that carry one workload, re-derived at any acceptance.
 
-    `adapt_batch`: where a decode placement misses its TPOT at the plan's batch, run it at
-    the largest smaller batch that meets it (what an operator would do; fewer requests/s
-    per instance) rather than count it as failing."""
+    Where a decode placement misses its TPOT at the plan's batch, it runs at the largest
+    smaller batch that meets it (what an operator would do; fewer requests/s per instance)
+    rather than counting as failing. Rates are cached per (row, acceptance), so the stress
+    case and the search for the lowest holding acceptance share them."""
 
-    def __init__(self, view: PlanView, workload: str, *, adapt_batch: bool) -> None:
+    def __init__(self, view: PlanView, workload: str) -> None:
         self.view = view
         self.workload = workload
-        self.adapt_batch = adapt_batch
-        r = view.plan.routing
-        r = r[r["load_rps"] > TOL]
+        r = view.carried
         mine = set(r.loc[r["workload"] == workload, "candidate"])
         # Every load on those pools, the other workloads' included: a colocated pool shares
         # its time among the workloads of its model.
@@ -95,7 +94,7 @@ class _Pools:
         rate, reason = derived_rate(row, workload, catalog)  # type: ignore[arg-type]
         if reason is None:
             return rate
-        if not self.adapt_batch or row["phase"] != "decode" or int(row.get("batch") or 1) <= 1:
+        if row["phase"] != "decode" or int(row.get("batch") or 1) <= 1:
             return 0.0
         # Largest batch below the plan's that meets the TPOT (bisection: TPOT grows with batch).
         low, high, best = 1, int(row["batch"]) - 1, 0.0
@@ -151,8 +150,7 @@ def lowest_holding_acceptance(pools: _Pools, assumed: float) -> float | None:
 
 def _routed(view: PlanView) -> list[tuple[str, str, str]]:
     """(candidate, workload, phase) of every row the plan routes load to, sorted."""
-    r = view.plan.routing
-    r = r[r["load_rps"] > TOL]
+    r = view.carried
     keys = zip(r["candidate"], r["workload"], r["phase"], strict=True)
     return sorted({(str(c), str(w), str(p)) for c, w, p in keys})
 
@@ -180,8 +178,9 @@ def speculative_workloads(view: PlanView) -> dict[str, float]:
 def acceptance_rows(view: PlanView) -> list[dict[str, Any]]:
     rows = []
     for workload, assumed in speculative_workloads(view).items():
+        pools = _Pools(view, workload)
         stressed = max(0.0, assumed - ACCEPTANCE_STRESS)
-        need = _Pools(view, workload, adapt_batch=True).need(stressed)
+        need = pools.need(stressed)
         if math.isinf(need):
             at_stressed = "no batch meets the TPOT"
         elif need <= 1.0 + HOLD_SLACK:
@@ -191,9 +190,7 @@ def acceptance_rows(view: PlanView) -> list[dict[str, Any]]:
         rows.append({
             "workload": workload, "draft": _draft_label(view, workload),
             "acceptance_assumed": assumed,
-            "holds_down_to": lowest_holding_acceptance(
-                _Pools(view, workload, adapt_batch=True), assumed
-            ),
+            "holds_down_to": lowest_holding_acceptance(pools, assumed),
             "acceptance_stressed": stressed,
             "capacity_needed_at_stressed_pct": 100.0 * need if math.isfinite(need) else None,
             "at_stressed": at_stressed,
@@ -224,10 +221,10 @@ def acceptance_table(view: PlanView) -> ReportTable | None:
 def speculation_inputs(view: PlanView) -> tuple[Any, ...]:
     """Everything the table depends on: the routed loads, the instances, util_max, the rows
     routed to and the workloads (their acceptances). Cheap next to the table itself."""
-    r = view.plan.routing
-    r = r[r["load_rps"] > TOL]
     loads = tuple(
-        r[["candidate", "workload", "phase", "period", "load_rps"]].itertuples(index=False)
+        view.carried[["candidate", "workload", "phase", "period", "load_rps"]].itertuples(
+            index=False
+        )
     )
     rows = json.dumps([view.rows.get(k) for k in _routed(view)], sort_keys=True, default=str)
     workloads = json.dumps(view.workloads, sort_keys=True, default=str)

@@ -59,6 +59,12 @@ class PlanView:
     # ~0.1 ms a call.
 
     @cached_property
+    def carried(self) -> pd.DataFrame:
+        """The routing rows that carry load (load_rps above TOL)."""
+        r = self.plan.routing
+        return r[r["load_rps"] > TOL]
+
+    @cached_property
     def instance_count(self) -> dict[tuple[str, str], float]:
         """(candidate, period) -> instances deployed."""
         return pairs(self.plan.instances, "candidate", "period", "count")
