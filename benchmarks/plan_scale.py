@@ -394,7 +394,8 @@ def solve_and_report(
     print(f"  transfer   {transfer_s:7.2f} s  (standard-form compile, passModel, write-back)")
     print(
         f"  HiGHS      {highs_s:7.2f} s  (LP {t.get('lp_s', 0):.2f}, start "
-        f"{t.get('start_s', 0):.2f}, support sub-MIP {t.get('support_mip_s', 0):.2f}, "
+        f"{t.get('start_s', 0):.2f}, packing {t.get('pack_s', 0):.2f}, "
+        f"support sub-MIP {t.get('support_mip_s', 0):.2f}, "
         f"MIP {t.get('mip_s', 0):.2f})"
     )
     print(

@@ -1,0 +1,164 @@
+"""The packing start (planner.packing): purchases rounded first, instances per period."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from helpers_planning import both, candidate, make_data, random_data, sku
+
+from planner.formulation import build_model
+from planner.model_data import PlanningData
+from planner.packing import pack_into_rounded_fleet
+from planner.solve import (
+    CompiledModel,
+    SolverProfile,
+    _feasible_or_none,
+    _run,
+    compile_model,
+    make_highs,
+    mip_start_from_relaxation,
+    solve,
+    solve_compiled,
+)
+
+EXACT = SolverProfile(solver="highs", mip_rel_gap=0.0, time_limit_s=60)
+
+
+def relaxation(cm: CompiledModel) -> np.ndarray:
+    lp = make_highs(cm, EXACT, integral=False, log=False)
+    _run(lp, 30)
+    return np.asarray(lp.getSolution().col_value)
+
+
+def pack(cm: CompiledModel) -> np.ndarray | None:
+    return pack_into_rounded_fleet(cm, EXACT, relaxation(cm), time.perf_counter() + 30)
+
+
+def objective(cm: CompiledModel, x: np.ndarray) -> float:
+    return float(cm.cost @ x + cm.offset)
+
+
+def one_chip_per_request(periods: list[float]) -> PlanningData:
+    """8-chip servers (100 k USD, no rentals), a one-chip candidate; per period demand for
+    exactly `periods` instances ((1/9 + 1/9) / 0.9 of an instance per req/s)."""
+    per_instance = 0.9 / (2 / 9)
+    return make_data(
+        skus=[sku("g", chips_per_unit=8, price_usd=100_000)],
+        candidates=[candidate("c", units={"g": 1}, rates=both("w", 9, 9))],
+        demand={"w": [per_instance * k for k in periods]},
+        n_periods=len(periods),
+    )
+
+
+def test_purchases_are_the_rounded_running_total_and_instances_fill_each_period() -> None:
+    """Demand of 1, 2 and 11 one-chip instances: the relaxation buys 11/8 servers in all
+    (when is a tie: purchases cost the same in every period), so two are bought, the
+    first by p0, and each period runs exactly its demand's instances. That is the optimum
+    (solved exactly below)."""
+    cm = compile_model(build_model(one_chip_per_request([1, 2, 11])))
+    x = pack(cm)
+    assert x is not None
+    buys = np.flatnonzero(cm.column_group == "v_buy")
+    assert x[buys].sum() == 2.0
+    assert x[buys[cm.buy_period[buys] == 0]].sum() == 1.0
+    inst = {
+        cm.columns[j].index()[1]: x[j] for j in np.flatnonzero(cm.column_group == "v_instances")
+    }
+    assert inst == {"p0": 1.0, "p1": 2.0, "p2": 11.0}
+    exact = solve(build_model(one_chip_per_request([1, 2, 11])), EXACT)
+    assert exact.objective == pytest.approx(objective(cm, x), rel=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_packed_start_is_feasible_and_never_beats_the_optimum(seed: int) -> None:
+    """On seeded random fleets: every row, bound and integrality holds, each SKU's running
+    total of purchases is the relaxation's rounded up (as far as the bounds allow), and
+    the objective is at least the exact MIP optimum."""
+    data = random_data(seed, n_skus=3, n_cands=6, n_periods=4)
+    cm = compile_model(build_model(data))
+    x_lp = relaxation(cm)
+    x = pack_into_rounded_fleet(cm, EXACT, x_lp, time.perf_counter() + 30)
+    if x is None:  # the LP with purchases rounded up is infeasible (a bound clipped them)
+        return
+    assert _feasible_or_none(cm, x) is not None
+    buys = np.flatnonzero(cm.integer & (cm.buy_period >= 0))
+    for h in set(cm.buy_sku[buys]):
+        cols = buys[cm.buy_sku[buys] == h]
+        cols = cols[np.argsort(cm.buy_period[cols])]
+        want = np.ceil(np.cumsum(x_lp[cols]) - 1e-9)
+        capped = np.cumsum(cm.col_upper[cols]) < want
+        assert (np.cumsum(x[cols]) == want)[~capped].all()
+    exact = solve(build_model(data), EXACT)
+    assert exact.objective is not None
+    assert objective(cm, x) >= exact.objective * (1 - 1e-9) - 1e-6
+
+
+def with_row(cm: CompiledModel, row: np.ndarray, upper: float) -> CompiledModel:
+    """`cm` with one more row, row @ x <= upper."""
+    a = sp.vstack([cm.matrix(), sp.csr_matrix(row)]).tocsc()
+    return dataclasses.replace(
+        cm,
+        rows=[*cm.rows, None],
+        row_lower=np.append(cm.row_lower, -np.inf),
+        row_upper=np.append(cm.row_upper, upper),
+        a_start=a.indptr.astype(np.int32),
+        a_index=a.indices.astype(np.int32),
+        a_value=a.data.astype(float),
+        row_group=np.append(cm.row_group, "test_row"),
+    )
+
+
+def test_a_row_that_ties_two_periods_together_stops_the_packing() -> None:
+    """Periods are solved one at a time only because no row holds two periods' loads,
+    instances, rentals or unserved; a row that does (here: instances of p0 + p1 <= 100,
+    slack at the optimum) makes the packing give up rather than break it."""
+    cm = compile_model(build_model(one_chip_per_request([1, 2, 3])))
+    assert pack(cm) is not None
+    row = np.zeros(cm.n_cols)
+    row[(cm.column_group == "v_instances") & (cm.column_period <= 1)] = 1.0
+    assert pack(with_row(cm, row, 100.0)) is None
+
+
+def test_large_model_recipe_starts_from_the_packing_when_it_is_cheaper(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Three workloads, each 1.2 two-chip instances' worth, on 8-chip servers (100 k USD,
+    or 5 USD per chip-hour rented: 14.6 k USD a chip over the four periods, dearer than
+    12.5 k bought). The relaxation buys 0.9 of a server. Rounding instances up first
+    needs 12 chips, and the LP then buys 1.5 servers, rounded up to 2 (200 k USD).
+    Purchases rounded first buy one server, which holds four instances; the other two
+    are rented (4 chips x 14.6 k = 58.4 k USD): cheaper, and the optimum. With every
+    model treated as large, the solve starts from the packing and ends at the optimum."""
+    from planner import solve as solve_module
+
+    monkeypatch.setattr(solve_module, "ROUNDED_START_MIN_COLUMNS", 0)
+    per_instance = 0.9 / (2 / 9)
+    workloads = ["w1", "w2", "w3"]
+    data = make_data(
+        skus=[sku("g", chips_per_unit=8, price_usd=100_000, rent_usd_per_chip_hour=5.0)],
+        candidates=[candidate(f"c-{w}", units={"g": 2}, rates=both(w, 9, 9)) for w in workloads],
+        demand={w: 1.2 * per_instance for w in workloads},
+        n_periods=4,
+    )
+    cm = compile_model(build_model(data))
+    packed = pack(cm)
+    assert packed is not None
+    assert packed[cm.column_group == "v_buy"].sum() == 1.0
+    rented = packed[cm.column_group == "v_rent"]
+    assert rented.tolist() == [4.0] * 4
+    lp = make_highs(cm, EXACT, integral=False, log=False)
+    _run(lp, 30)
+    rounded = mip_start_from_relaxation(lp, cm, time.perf_counter() + 30)
+    assert rounded is not None
+    assert rounded[cm.column_group == "v_buy"].sum() == 2.0
+    assert objective(cm, rounded) > objective(cm, packed)
+    solved = solve_compiled(cm, EXACT)
+    assert "instances packed into rounded purchases" in solved.result.message
+    exact = solve(build_model(data), EXACT)
+    assert exact.objective is not None
+    assert solved.result.objective == pytest.approx(exact.objective, rel=1e-9)
+    assert objective(cm, packed) == pytest.approx(exact.objective, rel=1e-9)
