@@ -162,3 +162,14 @@ def test_large_model_recipe_starts_from_the_packing_when_it_is_cheaper(
     assert exact.objective is not None
     assert solved.result.objective == pytest.approx(exact.objective, rel=1e-9)
     assert objective(cm, packed) == pytest.approx(exact.objective, rel=1e-9)
+
+
+def test_periods_past_the_deadline_still_get_a_minimum_share() -> None:
+    """HiGHS may overrun a period's limit; the periods after it are still solved (with
+    MIN_PERIOD_S each) rather than the whole packing being thrown away."""
+    cm = compile_model(build_model(one_chip_per_request([1, 2, 11])))
+    late = pack_into_rounded_fleet(cm, EXACT, relaxation(cm), time.perf_counter() - 1.0)
+    assert late is not None
+    on_time = pack(cm)
+    assert on_time is not None
+    assert objective(cm, late) == pytest.approx(objective(cm, on_time), rel=1e-9)

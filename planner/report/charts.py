@@ -203,7 +203,8 @@ def plot_fleet(frame: pd.DataFrame, periods: list[str], title: str) -> bytes:
         bottom = [0.0] * len(periods)
         handles = []
         for sku, g in frame.groupby("sku", sort=True):
-            g = g.set_index("period").reindex(periods).fillna(0.0)
+            chips = ["existing_chips", "purchased_chips", "rented_chips"]
+            g = g.set_index("period")[chips].reindex(periods, fill_value=0.0)
             color = colors[str(sku)]
             owned = _values(g["existing_chips"] + g["purchased_chips"])
             handles.append(_stack(ax, bottom, owned, str(sku), facecolor=color))
