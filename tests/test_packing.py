@@ -136,6 +136,7 @@ def test_large_model_recipe_starts_from_the_packing_when_it_is_cheaper(
     from planner import solve as solve_module
 
     monkeypatch.setattr(solve_module, "ROUNDED_START_MIN_COLUMNS", 0)
+    monkeypatch.setattr(solve_module, "PACK_MIN_COLUMNS", 0)
     per_instance = 0.9 / (2 / 9)
     workloads = ["w1", "w2", "w3"]
     data = make_data(
