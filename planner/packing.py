@@ -35,9 +35,8 @@ if TYPE_CHECKING:
 # Columns decided per period; every other column is fixed at the value the LP with
 # purchases fixed gives it (the fleet each purchase puts in service, for one).
 PACKED_GROUPS = ("v_load", "v_instances", "v_unserved", "v_rent")
-# Instance columns a period's MIP may use only where the relaxations run them.
-SUPPORT_GROUPS = ("v_instances",)
-SUPPORT_TOL = 1e-9
+# A period gets at least this long even when the periods before it used up the share:
+# HiGHS overruns a period's limit a little, and the solve's later stages absorb it.
 MIN_PERIOD_S = 0.5
 
 
@@ -46,14 +45,22 @@ def pack_into_rounded_fleet(
 ) -> np.ndarray | None:
     """A feasible solution with purchases at the relaxation's running totals rounded up
     and each period's instances from its own small MIP; None when the model has no
-    purchases or periods to work with, a row ties two periods' columns together, or a
-    step fails or runs out of time."""
-    from planner.solve import _cumulative_round_up, _feasible_or_none, _fixed_lp, make_highs
+    purchases or periods to work with, the LP with those purchases is infeasible, a row
+    ties two periods' columns together, or a period's MIP finds no solution."""
+    from planner.solve import (
+        INT_TOL,
+        SUPPORT_GROUPS,
+        _cumulative_round_up,
+        _feasible_or_none,
+        _fixed_lp,
+        make_highs,
+        solve_compiled,
+    )
 
-    period = cm.column_period
-    if period is None or cm.buy_period is None:
+    period, buy_period = cm.column_period, cm.buy_period
+    if period is None or buy_period is None:
         return None
-    buys = np.flatnonzero(cm.integer & (cm.buy_period >= 0)).astype(np.int32)
+    buys = np.flatnonzero(cm.integer & (buy_period >= 0)).astype(np.int32)
     rounded = _cumulative_round_up(cm, buys, x_lp)
     if rounded is None:
         return None
@@ -64,22 +71,26 @@ def pack_into_rounded_fleet(
     x = y.copy()
     x[buys] = rounded
     packed = np.isin(cm.column_group, PACKED_GROUPS) & (period >= 0)
-    periods = sorted(set(period[packed].tolist()))
+    # Instances of candidates neither relaxation runs (as in solve.support_neighbourhood).
+    unused = (
+        np.isin(cm.column_group, SUPPORT_GROUPS)
+        & (np.abs(y) <= INT_TOL)
+        & (np.abs(x_lp) <= INT_TOL)
+    )
     matrix = cm.matrix().tocsr()  # rows x columns
-    support = (np.abs(y) > SUPPORT_TOL) | (np.abs(x_lp) > SUPPORT_TOL)
+    fixed_activity = matrix @ np.where(packed, 0.0, x)  # per row, what the fixed columns use
+    periods = sorted(set(period[packed].tolist()))
     for i, t in enumerate(periods):
         cols = packed & (period == t)
-        sub = period_model(cm, matrix, cols, packed, x, support)
+        sub = period_model(cm, matrix, cols, packed, fixed_activity, unused)
         if sub is None:
             return None
-        # An even share of what is left; HiGHS may overrun a period's limit a little, so the
-        # last periods still get MIN_PERIOD_S (the solve's later stages absorb the excess).
         seconds = max((deadline - time.perf_counter()) / (len(periods) - i), MIN_PERIOD_S)
-        solved = _solve_period(sub, profile, seconds)
-        if solved is None:
+        solved = solve_compiled(sub, profile.model_copy(update={"time_limit_s": seconds}))
+        if not solved.result.has_solution or solved.x is None:
             return None
-        x[cols] = solved
-    return _feasible_or_none(cm, x)
+        x[cols] = solved.x
+    return _feasible_or_none(cm, x)  # integers rounded as HiGHS leaves them a hair off
 
 
 def period_model(
@@ -87,24 +98,21 @@ def period_model(
     matrix: Any,
     cols: np.ndarray,
     packed: np.ndarray,
-    x: np.ndarray,
-    support: np.ndarray,
+    fixed_activity: np.ndarray,
+    unused: np.ndarray,
 ) -> CompiledModel | None:
-    """The model over `cols` (one period's packed columns) with every column outside
-    `packed` fixed at its value in `x` (moved to the right-hand sides), and the period's
-    instance columns outside `support` fixed at zero. None if one of its rows also holds
-    another period's packed column (the periods do not decouple)."""
-    rows = np.unique(matrix[:, np.flatnonzero(cols)].tocoo().row)
+    """The model over `cols` (one period's packed columns), its rows' bounds less what the
+    columns outside `packed` use (`fixed_activity`, per row), and its `unused` instance
+    columns fixed at zero. None if one of its rows also holds another period's packed
+    column (the periods do not decouple)."""
+    idx = np.flatnonzero(cols)
+    rows = np.unique(matrix[:, idx].tocoo().row)
     block = matrix[rows]
     if block[:, np.flatnonzero(packed & ~cols)].nnz:
         return None
-    fixed = np.flatnonzero(~packed)
-    shift = block[:, fixed] @ x[fixed]
-    idx = np.flatnonzero(cols)
+    shift = fixed_activity[rows]
     inner = block[:, idx].tocsc()
-    upper = cm.col_upper[idx].copy()
-    unused = np.isin(cm.column_group[idx], SUPPORT_GROUPS) & ~support[idx]
-    upper[unused] = np.maximum(cm.col_lower[idx][unused], 0.0)
+    upper = np.where(unused[idx], np.maximum(cm.col_lower[idx], 0.0), cm.col_upper[idx])
     return dataclasses.replace(
         cm,
         columns=range(len(idx)),
@@ -121,18 +129,6 @@ def period_model(
         integer=cm.integer[idx],
         column_group=cm.column_group[idx],
         buy_sku=None,
-        buy_period=None,
-        serving_period=None,
         column_period=None,
         row_group=None if cm.row_group is None else cm.row_group[rows],
     )
-
-
-def _solve_period(sub: CompiledModel, profile: SolverProfile, seconds: float) -> np.ndarray | None:
-    """The period's MIP under the profile's gap, for at most `seconds`; its solution."""
-    from planner.solve import solve_compiled
-
-    solved = solve_compiled(sub, profile.model_copy(update={"time_limit_s": seconds}))
-    if not solved.result.has_solution or solved.x is None:
-        return None
-    return np.where(sub.integer, np.round(solved.x), solved.x)

@@ -294,6 +294,9 @@ def _solve_lexicographic(
 # --------------------------------------------------------------------------------------
 
 
+SERVING_GROUPS = ("v_load", "v_instances", "v_unserved")  # indexed (..., period)
+
+
 @dataclass
 class CompiledModel:
     """The model as arrays, and the Pyomo objects behind rows and columns."""
@@ -313,19 +316,30 @@ class CompiledModel:
     # Pyomo component name per column ("v_instances", ...), kept as plain strings so the
     # arrays stay usable (and picklable) after the Pyomo model is gone.
     column_group: np.ndarray
-    # Purchases as series: per v_buy column its SKU and period position (None / -1 for
-    # every other column), so a MIP start can round cumulative purchases.
+    # Purchases as series: per v_buy column its SKU (None for every other column; with
+    # buy_period, so a MIP start can round cumulative purchases).
     buy_sku: np.ndarray | None = None
-    buy_period: np.ndarray | None = None
-    # Period position of every column that serves one period (loads, instances, unserved;
-    # -1 for purchases, fleet, rentals and the rest): the shortfall stage solves per period.
-    serving_period: np.ndarray | None = None
     # Period position of every column indexed by a period (its index's last element is a
-    # period name: the serving columns, and purchases, fleet and rentals too; -1 for the
-    # rest): the packing start (planner.packing) solves per period.
+    # period name: loads, instances, unserved, purchases, fleet, rentals; -1 for the rest).
     column_period: np.ndarray | None = None
     # Pyomo component name per row ("c_power_budget", ...), plain strings like column_group.
     row_group: np.ndarray | None = None
+
+    @property
+    def buy_period(self) -> np.ndarray | None:
+        """Period position of every v_buy column, -1 for the rest (None: not known)."""
+        return self._period_of(("v_buy",))
+
+    @property
+    def serving_period(self) -> np.ndarray | None:
+        """Period position of every column that serves one period (SERVING_GROUPS: loads,
+        instances, unserved), -1 for the rest: the shortfall stage solves per period."""
+        return self._period_of(SERVING_GROUPS)
+
+    def _period_of(self, groups: tuple[str, ...]) -> np.ndarray | None:
+        if self.column_period is None:
+            return None
+        return np.where(np.isin(self.column_group, groups), self.column_period, -1)
 
     @property
     def n_cols(self) -> int:
@@ -357,9 +371,8 @@ def compile_model(model: pyo.ConcreteModel) -> CompiledModel:
     upper = np.fromiter((inf if v.ub is None else v.ub for v in cols), float, len(cols))
     integer = np.fromiter((v.is_integer() for v in cols), bool, len(cols))
     group = np.array([v.parent_component().local_name for v in cols], dtype=object)
-    buy_sku, buy_period = _buy_series(model, cols, group)
+    buy_sku = _buy_skus(cols, group)
     column_period = _column_periods(model, cols)
-    serving_period = np.where(np.isin(group, SERVING_GROUPS), column_period, -1)
     row_group = np.array(
         [r.constraint.parent_component().local_name for r in info.rows], dtype=object
     )
@@ -382,8 +395,6 @@ def compile_model(model: pyo.ConcreteModel) -> CompiledModel:
         integer=integer,
         column_group=group,
         buy_sku=buy_sku,
-        buy_period=buy_period,
-        serving_period=serving_period,
         column_period=column_period,
         row_group=row_group,
     )
@@ -395,20 +406,12 @@ def _period_order(model: pyo.ConcreteModel) -> dict[str, int]:
     return {t: i for i, t in enumerate(getattr(sets, "periods", []) or [])}
 
 
-def _buy_series(
-    model: pyo.ConcreteModel, cols: list[Any], group: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """SKU and period position of every v_buy column (see CompiledModel.buy_sku)."""
+def _buy_skus(cols: list[Any], group: np.ndarray) -> np.ndarray:
+    """SKU of every v_buy column, None for the rest (see CompiledModel.buy_sku)."""
     sku = np.full(len(cols), None, dtype=object)
-    period = np.full(len(cols), -1, dtype=np.int64)
-    order = _period_order(model)
     for j in np.flatnonzero(group == "v_buy").tolist():
-        h, t = cols[j].index()
-        sku[j], period[j] = h, order.get(t, -1)
-    return sku, period
-
-
-SERVING_GROUPS = ("v_load", "v_instances", "v_unserved")  # indexed (..., period)
+        sku[j] = cols[j].index()[0]
+    return sku
 
 
 def _column_periods(model: pyo.ConcreteModel, cols: list[Any]) -> np.ndarray:
@@ -879,13 +882,14 @@ def _cumulative_round_up(cm: CompiledModel, cols: np.ndarray, x: np.ndarray) -> 
     """Per SKU, buys whose running total is the relaxation's running total rounded up;
     None unless `cols` are purchases with known periods. Within the columns' bounds (a
     clipped value may make it infeasible: the caller then falls back to plain rounding)."""
-    if cm.buy_sku is None or cm.buy_period is None or not len(cols):
+    buy_period = cm.buy_period
+    if cm.buy_sku is None or buy_period is None or not len(cols):
         return None
-    if (cm.buy_period[cols] < 0).any():
+    if (buy_period[cols] < 0).any():
         return None
     out = np.empty(len(cols))
     _, sku = np.unique(cm.buy_sku[cols].astype(str), return_inverse=True)
-    order = np.lexsort((cm.buy_period[cols], sku))
+    order = np.lexsort((buy_period[cols], sku))
     for k in np.split(order, np.flatnonzero(np.diff(sku[order])) + 1):
         total = np.ceil(np.cumsum(x[cols[k]]) - 1e-9)
         out[k] = np.diff(total, prepend=0.0)

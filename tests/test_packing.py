@@ -82,8 +82,7 @@ def test_packed_start_is_feasible_and_never_beats_the_optimum(seed: int) -> None
     cm = compile_model(build_model(data))
     x_lp = relaxation(cm)
     x = pack_into_rounded_fleet(cm, EXACT, x_lp, time.perf_counter() + 30)
-    if x is None:  # the LP with purchases rounded up is infeasible (a bound clipped them)
-        return
+    assert x is not None
     assert _feasible_or_none(cm, x) is not None
     buys = np.flatnonzero(cm.integer & (cm.buy_period >= 0))
     for h in set(cm.buy_sku[buys]):
