@@ -29,6 +29,7 @@ import hashlib
 import math
 import re
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
@@ -71,6 +72,11 @@ Array = NDArray[np.float64]
 # --------------------------------------------------------------------------------------
 
 MEASUREMENTS_CSV = "measurements/published.csv"  # relative to the catalogs folder
+# Kernel-level ceilings measured on lent GPUs by benchmarks/device_roofline.py.
+DEVICE_CSV = "measurements/device_microbench.csv"
+# Decode-shaped products with at most this many rows stream their weights (the measured
+# time is flat up to here on H100 and H200): their bytes / time is the decode bandwidth.
+STREAM_MAX_ROWS = 64
 
 # MLPerf does not publish mean input lengths. These are our assumptions, used as the
 # prompt length of every MLPerf row of the model (the mean output length is published per
@@ -807,12 +813,46 @@ def _defaults(hw: Hardware) -> dict[str, float]:
     }
 
 
-def _bounds(name: str) -> tuple[float, float]:
+def device_ceilings(df: pd.DataFrame, catalog: Catalog) -> dict[str, dict[str, float]]:
+    """Per SKU measured on a lent GPU, as fractions of the catalog's peaks:
+    `compute.<precision>` the best square matrix product, `bandwidth` the device-to-device
+    copy (bytes read + written), `stream_bandwidth` the median decode-shaped product of at
+    most STREAM_MAX_ROWS rows (weights streamed once). An end-to-end efficiency above the
+    first two would mean a fit absorbing a model error, so the calibration caps at them."""
+    out: dict[str, dict[str, float]] = {}
+    for sku, rows in df.groupby("sku", sort=True):
+        hw = catalog.hardware[str(sku)]
+        spec_tb_s = hw.primary_memory.bandwidth_tb_s.value
+        ceil: dict[str, float] = {}
+        for prec, g in rows[rows["test"] == "gemm"].groupby("dtype"):
+            peak = hw.peak_tflops(str(prec))
+            if peak:
+                ceil[f"compute.{prec}"] = float(g["tflops"].max()) / peak
+        copy = rows[rows["test"] == "copy"]
+        if len(copy):
+            ceil["bandwidth"] = float(copy["tb_s"].max()) / spec_tb_s
+        stream = rows[
+            (rows["test"] == "decode_gemm") & (rows["dtype"] == "bf16")
+            & (rows["m"] <= STREAM_MAX_ROWS)
+        ]  # fmt: skip
+        if len(stream):
+            ceil["stream_bandwidth"] = float(stream["tb_s"].median()) / spec_tb_s
+        out[str(sku)] = ceil
+    return out
+
+
+def load_device_ceilings(catalog: Catalog, path: Path | None = None) -> dict[str, dict[str, float]]:
+    path = path or data_dir("catalogs") / DEVICE_CSV
+    return device_ceilings(pd.read_csv(path), catalog) if path.exists() else {}
+
+
+def _bounds(name: str, ceilings: Mapping[str, float] | None = None) -> tuple[float, float]:
     if name == "layer_overhead_us":
         return OVERHEAD_BOUNDS_US
     if name == "comm_latency_scale":
         return COMM_LATENCY_SCALE_BOUNDS
-    return EFF_BOUNDS
+    lo, hi = EFF_BOUNDS
+    return lo, min(hi, (ceilings or {}).get(name, hi))
 
 
 def _prior(name: str, value: float, default: float) -> float:
@@ -823,13 +863,16 @@ def _prior(name: str, value: float, default: float) -> float:
     return PRIOR_WEIGHT * math.log(value / default)
 
 
-def fit_sku(sku: str, cases: list[Case], catalog: Catalog) -> SkuFit:
+def fit_sku(
+    sku: str, cases: list[Case], catalog: Catalog, ceilings: Mapping[str, float] | None = None
+) -> SkuFit:
     """Fit one SKU's factors to its fitted (non-holdout) cases.
 
     Which factors are free: the compute fraction of every compute precision with at least
     MIN_ROWS_PER_FACTOR rows, the bandwidth fraction and the per-layer overhead. SRAM parts:
     the overhead, plus the communication-latency scale where rows on one device and on
     several exist; their rows are single-user speeds that compute and bandwidth barely touch.
+    `ceilings` (from device_ceilings) caps fractions at what the chip was measured to reach.
     """
     hw = catalog.hardware[sku]
     defaults = _defaults(hw)
@@ -867,8 +910,8 @@ def fit_sku(sku: str, cases: list[Case], catalog: Catalog) -> SkuFit:
                 vals[name] = float(v)
         return comp, vals["bandwidth"], vals["layer_overhead_us"], vals["comm_latency_scale"]
 
-    lo = np.array([_bounds(n)[0] for n in names])
-    hi = np.array([_bounds(n)[1] for n in names])
+    lo = np.array([_bounds(n, ceilings)[0] for n in names])
+    hi = np.array([_bounds(n, ceilings)[1] for n in names])
     x0 = np.clip(np.array([defaults.get(n, fallback) for n in names]), lo, hi)
     prior0 = {n: float(v) for n, v in zip(names, x0, strict=True)}
 
@@ -1045,7 +1088,8 @@ def load_uncalibrated_catalog(root: Path | None = None) -> Catalog:
 
 METHOD = (
     "scipy least_squares (trf, soft_l1, f_scale 0.1) on log(predicted / measured) through "
-    "evaluate(); per SKU: compute fraction per precision and bandwidth fraction in [0.15, 1], "
+    "evaluate(); per SKU: compute fraction per precision and bandwidth fraction in [0.15, 1] "
+    f"(capped at the kernel ceilings in {DEVICE_CSV} where measured), "
     "per-layer overhead in [0, 500] us, and for SRAM systems a comm-latency scale; prior "
     "toward catalog defaults (weight 1, none on comm); runs with md5(run id) % 5 == 0 held out. "
     f"request_overhead_ms: {OVERHEAD_METHOD}, per SKU with >= {MIN_ROWS_PER_FACTOR} rows"
@@ -1139,7 +1183,8 @@ def calibrate(
     by_sku: dict[str, list[Case]] = {}
     for c in cases:
         by_sku.setdefault(c.sku, []).append(c)
-    fits = {sku: fit_sku(sku, cs, raw) for sku, cs in sorted(by_sku.items())}
+    ceilings = load_device_ceilings(raw)
+    fits = {sku: fit_sku(sku, cs, raw, ceilings.get(sku)) for sku, cs in sorted(by_sku.items())}
     errors_before = error_table(cases, raw)
     today = today or dt.date.today()
 

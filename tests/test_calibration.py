@@ -104,6 +104,69 @@ def test_fit_recovers_the_factors_that_generated_the_data(
         assert abs(value - want) <= tol, (name, value, want)
 
 
+def test_fit_is_capped_at_the_measured_kernel_ceiling(
+    cases_and_exclusions: tuple[list[cal.Case], list], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows generated at a bandwidth fraction above what a copy reached on the chip: without
+    the ceiling the fit returns the generating fraction, with it the fit stops at the
+    ceiling (an end-to-end factor cannot beat the bare kernel)."""
+    monkeypatch.setattr(cal, "PRIOR_WEIGHT", 0.0)
+    sku, ceiling = "h200-sxm", 0.8
+    cases = [c for c in cases_and_exclusions[0] if c.sku == sku and c.fitted]
+    gen = _with_factors(RAW, sku, {"fp8": 0.55}, 0.95, 30.0)
+    synthetic = [dataclasses.replace(c, measured=cal.predict(c, gen)) for c in cases]
+    free = cal.fit_sku(sku, synthetic, RAW)
+    capped = cal.fit_sku(sku, synthetic, RAW, {"bandwidth": ceiling})
+    assert free.bandwidth == pytest.approx(0.95, rel=0.005)
+    assert capped.bandwidth is not None and capped.bandwidth <= ceiling + 1e-9
+    assert capped.bandwidth == pytest.approx(ceiling, rel=1e-3)
+
+
+def test_device_ceilings_arithmetic() -> None:
+    """Best square product / peak, best copy / spec bandwidth, median streaming product of
+    at most STREAM_MAX_ROWS rows / spec bandwidth (h100-sxm: 989 bf16 TFLOP/s, 3.35 TB/s)."""
+    rows = pd.DataFrame(
+        [
+            ("h100-sxm", "gemm", "bf16", 4096, 500.0, 0.5),
+            ("h100-sxm", "gemm", "bf16", 8192, 700.0, 0.3),
+            ("h100-sxm", "copy", "bf16", 1, 0.0, 3.0),
+            ("h100-sxm", "decode_gemm", "bf16", 1, 2.0, 2.6),
+            ("h100-sxm", "decode_gemm", "bf16", 8, 20.0, 2.7),
+            ("h100-sxm", "decode_gemm", "bf16", 64, 150.0, 2.8),
+            ("h100-sxm", "decode_gemm", "bf16", cal.STREAM_MAX_ROWS * 2, 300.0, 1.0),
+            ("h100-sxm", "decode_gemm", "fp8", 16, 60.0, 0.1),
+        ],
+        columns=["sku", "test", "dtype", "m", "tflops", "tb_s"],
+    )
+    got = cal.device_ceilings(rows, RAW)["h100-sxm"]
+    assert got == pytest.approx(
+        {"compute.bf16": 700 / 989, "bandwidth": 3.0 / 3.35, "stream_bandwidth": 2.7 / 3.35}
+    )
+
+
+def test_catalog_device_figures_are_the_measured_rows() -> None:
+    """Every efficiency the catalog sources to this project's device run (M1) is what
+    catalogs/measurements/device_microbench.csv gives, to the catalog's rounding; and the
+    calibrated factors stay under the measured ceilings (both to the catalog's rounding)."""
+    ceilings = cal.load_device_ceilings(RAW)
+    assert set(ceilings) == {"h100-sxm", "h200-sxm"}
+    checked = 0
+    for sku, ceil in ceilings.items():
+        eff = RAW.hardware[sku].efficiency
+        for prec, v in eff.compute.items():
+            if v.source == "M1":
+                assert v.value == pytest.approx(ceil[f"compute.{prec}"], abs=0.0006), (sku, prec)
+                checked += 1
+        if eff.bandwidth.source == "M1":
+            assert eff.bandwidth.value == pytest.approx(ceil["stream_bandwidth"], abs=0.0006)
+            checked += 1
+        shipped = SHIPPED.hardware[sku].efficiency
+        for prec, v in shipped.compute.items():
+            assert v.value <= ceil.get(f"compute.{prec}", 1.0) + 0.0006, (sku, prec)
+        assert shipped.bandwidth.value <= ceil["bandwidth"] + 0.0006, sku
+    assert checked == 6
+
+
 def test_fast_replica_is_evaluate(cases_and_exclusions: tuple[list[cal.Case], list]) -> None:
     """The fit's vectorised replica equals evaluate(), at defaults and at other factors."""
     cases = cases_and_exclusions[0]
