@@ -10,7 +10,10 @@ against 10-30 s through appsi / contrib). Then:
 2. on models of ROUNDED_START_MIN_COLUMNS or more, a MIP start is built from it by
    rounding up, group by group (instances, then purchases), re-solving the LP after each
    group is fixed so the next group is sized for the rounded values (see
-   `mip_start_from_relaxation`); small models leave the first incumbent to HiGHS;
+   `mip_start_from_relaxation`); small models leave the first incumbent to HiGHS, but
+   first fix at zero every integer column one unit of which costs more than a plan
+   found by rounding the relaxation without such columns (`fix_unaffordable_units`:
+   a 4.3 M USD rack in a 1.3 M USD plan);
 3. if that start is already within the profile's gap of the LP bound, it is the answer
    (proven); otherwise, on models of PACK_MIN_COLUMNS or more, a second start fixes
    purchases at the relaxation's running totals rounded up and packs instances into that
@@ -227,6 +230,12 @@ def solve(
 # 1.0-1.3 s with it, 0.5 s without). On large models HiGHS's heuristics find nothing in the
 # time limit and the start is the plan (ARCHITECTURE: always pass a MIP start there).
 ROUNDED_START_MIN_COLUMNS = 5_000
+# Relative margin by which one unit of a column must exceed a known plan's cost before
+# fix_unaffordable_units fixes it at zero (the plan's LP re-solve is feasible only to
+# HiGHS's tolerances).
+UNAFFORDABLE_MARGIN = 1e-6
+# Price levels fix_unaffordable_units tries (one LP and its rounding each).
+UNAFFORDABLE_ROUNDS = 3
 
 
 def lp_optimum(cm: CompiledModel, profile: SolverProfile, seconds: float) -> float | None:
@@ -624,9 +633,14 @@ def solve_compiled(
     lp_bound = lp.getInfo().objective_function_value / scale if lp_status == ms.kOptimal else None
     x_lp = np.asarray(lp.getSolution().col_value) if lp_status == ms.kOptimal else None
     t2 = time.perf_counter()
-    given = _feasible_or_none(cm, start)
-    start = None
     large = cm.n_cols >= ROUNDED_START_MIN_COLUMNS
+    cm_mip, n_fixed = cm, 0
+    if lp_bound is not None and not large:
+        cm_mip, n_fixed = fix_unaffordable_units(cm, profile, lp_bound, deadline)
+        timings["fix_s"] = time.perf_counter() - t2
+        t2 = time.perf_counter()
+    given = _feasible_or_none(cm_mip, start)
+    start = None
     if x_lp is not None and large:
         start = mip_start_from_relaxation(lp, cm, deadline)
     start_note = ""
@@ -660,7 +674,7 @@ def solve_compiled(
         return CompiledSolution(proven, start)
 
     t3 = time.perf_counter()
-    result, x_mip = _run_mip(cm, profile, start, deadline, lp_bound, log)
+    result, x_mip = _run_mip(cm_mip, profile, start, deadline, lp_bound, log)
     timings["mip_s"] = time.perf_counter() - t3
     if start is None and lp_status != ms.kOptimal:
         result.message += (
@@ -669,7 +683,74 @@ def solve_compiled(
     timings["solve_s"] = sum(timings.values())
     result.timings = timings
     result.message += start_note
+    if cm_mip is not cm:
+        result.message += (
+            f" ({n_fixed} integer columns fixed at 0: one unit costs more than a known plan)"
+        )
     return CompiledSolution(result, x_mip if result.has_solution else None)
+
+
+def unit_cost_floor(cm: CompiledModel) -> np.ndarray | None:
+    """Per column, the least objective of any solution in which that column is at least 1:
+    the offset, its own cost once, and every other column at its cheapest bound. None when
+    some column can lower the objective without limit (no such floor)."""
+    cheapest = np.zeros(cm.n_cols)
+    pos, neg = cm.cost > 0, cm.cost < 0
+    cheapest[pos] = cm.cost[pos] * cm.col_lower[pos]
+    cheapest[neg] = cm.cost[neg] * cm.col_upper[neg]
+    if not np.isfinite(cheapest).all():
+        return None
+    return cm.offset + cm.cost + (cheapest.sum() - cheapest)
+
+
+def fix_unaffordable_units(
+    cm: CompiledModel, profile: SolverProfile, lp_bound: float, deadline: float
+) -> tuple[CompiledModel, int]:
+    """`cm` with every integer column fixed at zero whose single unit costs more than a
+    plan known to exist; the number fixed.
+
+    An NVL72 rack (4.3 M USD) priced into a 1.3 M USD plan: the relaxation buys 0.06 of
+    one, and HiGHS spends its tree proving no whole rack pays. Columns whose unit floor
+    (unit_cost_floor) is above the LP bound are the suspects. Dearest first (one price
+    level at a time, at most UNAFFORDABLE_ROUNDS levels), the relaxation without the
+    suspects of that level and above, rounded up (mip_start_from_relaxation), is a plan;
+    every suspect whose floor is above the cheapest such plan cannot be in any plan at
+    least as cheap, so fixing it removes no optimum. It stops at the first level that is
+    not dearer than that plan (default example: 1.3-2.0 s -> 1.1-1.5 s, 93 -> 76 nodes).
+    """
+    floor = unit_cost_floor(cm)
+    if floor is None:
+        return cm, 0
+    suspects = cm.integer & (cm.col_lower == 0) & (cm.col_upper >= 1) & (floor > lp_bound)
+    if not suspects.any():
+        return cm, 0
+    # Price levels to 3 significant digits: one SKU's purchases in every period are one.
+    level = np.array([float(f"{v:.3g}") for v in floor])
+
+    def dear(bound: float) -> np.ndarray:
+        return suspects & (floor > bound * (1 + UNAFFORDABLE_MARGIN) + UNAFFORDABLE_MARGIN)
+
+    known = math.inf
+    for lv in np.unique(level[suspects])[::-1][:UNAFFORDABLE_ROUNDS]:
+        if dear(known)[suspects & (level == lv)].all():
+            continue  # this level is already dearer than a known plan
+        without = dataclasses.replace(
+            cm, col_upper=np.where(suspects & (level >= lv), 0.0, cm.col_upper)
+        )
+        lp = make_highs(without, profile, integral=False, log=False)
+        _run(lp, deadline - time.perf_counter())
+        if lp.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+            break
+        plan = _feasible_or_none(cm, mip_start_from_relaxation(lp, without, deadline))
+        if plan is None:
+            break
+        known = min(known, cm.offset + float(cm.cost @ plan))
+        if not dear(known)[suspects & (level == lv)].all():
+            break  # this level is not dearer than the plan: cheaper ones are not either
+    fix = dear(known)
+    if not fix.any():
+        return cm, 0
+    return dataclasses.replace(cm, col_upper=np.where(fix, 0.0, cm.col_upper)), int(fix.sum())
 
 
 def _start_within_gap(
