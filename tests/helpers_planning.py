@@ -148,9 +148,17 @@ def with_settings(data: PlanningData, **changes: Any) -> PlanningData:
 
 
 def random_data(
-    seed: int, *, n_skus: int = 2, n_cands: int = 2, n_periods: int = 2, **settings: Any
+    seed: int,
+    *,
+    n_skus: int = 2,
+    n_cands: int = 2,
+    n_periods: int = 2,
+    rack_usd: float | None = None,
+    **settings: Any,
 ) -> PlanningData:
     """A tiny seeded random fleet: pd-style candidates (prefill-only / decode-only pools).
+    `rack_usd`: also a 72-chip SKU "rack" at that price, with a prefill and a decode
+    candidate on one of its chips (drawn last, so the rest is the seed's usual fleet).
 
     Pure-phase candidates keep the served amount closed-form for the brute-force oracle:
     served = min(demand, prefill capacity, decode capacity).
@@ -190,6 +198,17 @@ def random_data(
                 "retire_period": int(rng.integers(1, n_periods + 1)),
             }
         )
+    if rack_usd is not None:
+        sku_rows.append(sku("rack", chips_per_unit=72, price_usd=rack_usd))
+        for phase in ("prefill", "decode"):
+            cands.append(
+                candidate(
+                    f"rack-{phase}",
+                    units={"rack": 1.0},
+                    rates={("w", phase): float(rng.integers(2, 12))},
+                    topology="pd",
+                )
+            )
     return make_data(
         skus=sku_rows,
         candidates=cands,

@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 import pytest
-from helpers_planning import both, candidate, make_data, sku
+from helpers_planning import both, candidate, make_data, random_data, sku
 
 from planner.formulation import build_model
 from planner.model_data import PlanningData
@@ -97,44 +97,23 @@ def test_unit_cost_floor_is_a_lower_bound_on_every_plan_using_the_column() -> No
     assert (floor[used] <= float(cm.cost @ x + cm.offset) + 1e-6).all()
 
 
-def with_a_rack(seed: int) -> PlanningData:
-    """Two seeded servers (2-8 chips, 100-900 k USD, some rentable) and a 72-chip rack at
-    0.5-3 M USD, one candidate per SKU with seeded rates, seeded demand over 3 periods."""
-    rng = np.random.default_rng(seed)
-    skus = [
-        sku(
-            f"s{i}",
-            chips_per_unit=int(rng.choice([2, 4, 8])),
-            price_usd=float(rng.integers(1, 10)) * 1e5,
-            rent_usd_per_chip_hour=float(rng.choice([np.nan, 2.0, 6.0])),
-        )
-        for i in range(2)
-    ]
-    skus.append(sku("rack", chips_per_unit=72, price_usd=float(rng.uniform(0.5, 3.0)) * 1e6))
-    candidates = [
-        candidate(
-            f"on-{s['sku']}",
-            units={s["sku"]: int(rng.choice([1, 2]))},
-            rates=both("w", float(rng.uniform(2, 20)), float(rng.uniform(2, 20))),
-        )
-        for s in skus
-    ]
-    demand = [float(v) for v in rng.uniform(1, 60, size=3)]
-    return make_data(skus=skus, candidates=candidates, demand={"w": demand}, n_periods=3)
-
-
 def test_the_fixing_never_changes_the_optimum() -> None:
-    """On 12 seeded fleets with a large, dear rack: solve_compiled (which fixes) reaches
-    the exact optimum of the unfixed model, and the fixing does happen on some of them
-    (else this test would show nothing)."""
-    fixed_somewhere = 0
+    """On 12 seeded fleets with a 72-chip rack at 1.0-3.2 M USD: solve_compiled (which
+    fixes) reaches the exact optimum of the unfixed model. Both sides are exercised: the
+    rack is fixed out on some seeds and bought by the optimum on others."""
+    fixed_somewhere = rack_bought = 0
     for seed in range(12):
-        cm = compile_model(build_model(with_a_rack(seed)))
-        exact = mip_objective(cm)
+        data = random_data(seed, n_skus=2, n_cands=4, n_periods=3, rack_usd=1e6 + 2e5 * seed)
+        cm = compile_model(build_model(data))
+        mip = make_highs(cm, EXACT, integral=True, log=False)
+        _run(mip, 30)
+        x = np.asarray(mip.getSolution().col_value)
+        buys = np.flatnonzero(cm.column_group == "v_buy")
+        rack_bought += x[buys[cm.buy_sku[buys] == "rack"]].sum() > 0.5
         _, n = fix_unaffordable_units(cm, EXACT, lp_bound(cm), time.perf_counter() + 30)
         fixed_somewhere += n > 0
         solved = solve_compiled(cm, EXACT)
         assert solved.result.status == "optimal", seed
-        assert solved.result.objective == pytest.approx(exact, rel=1e-7), seed
+        assert solved.result.objective == pytest.approx(float(cm.cost @ x + cm.offset), rel=1e-7)
         assert ("fixed at 0" in solved.result.message) == (n > 0), seed
-    assert fixed_somewhere >= 3
+    assert fixed_somewhere >= 3 and rack_bought >= 3
