@@ -13,7 +13,9 @@ inputs, never zeros, which run faster):
   copy        a 4 GiB device-to-device copy, bytes read + written: the bandwidth ceiling;
   decode_gemm x[M, 8192] @ W[8192, 28672] (a Llama-70B-sized FFN projection, 470 MB of bf16
               weights, far above the L2) for M = 1 ... 4096: weight streaming at small M, where
-              decode lives, turning compute-bound at large M: the roofline the perf model uses.
+              decode lives, turning compute-bound at large M: the roofline the perf model uses;
+  decode_attention  one query token per sequence against a bf16 KV cache (GQA, 64 query and
+              8 KV heads of 128; m = batch, n = context): the KV bytes read per second.
 Prints a table and writes one CSV row per measurement.
 """
 
@@ -121,6 +123,25 @@ def main() -> None:
             ms = _time_ms(lambda x8=x8: fp8_mm(x8, w8t), torch)
             record("decode_gemm", "fp8", m, n, k, ms, 2 * m * n * k,
                    k * n + m * k + 2 * m * n, err8)  # fmt: skip
+
+    # Decode attention: one query token per sequence against its KV cache (GQA, Llama-70B
+    # shaped: 64 query heads, 8 KV heads, head dim 128): bytes are the K and V read once.
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+    for batch, ctx in ((1, 8192), (8, 8192), (32, 8192), (8, 32768), (64, 4096), (64, 16384)):
+        q = torch.randn(batch, 64, 1, 128, device=dev, dtype=torch.bfloat16)
+        kv = torch.randn(2, batch, 8, ctx, 128, device=dev, dtype=torch.bfloat16)
+        out = sdpa(q, kv[0], kv[1], enable_gqa=True)
+        kd, vd = (
+            kv[0, :1].double().repeat_interleave(8, 1),
+            kv[1, :1].double().repeat_interleave(8, 1),
+        )
+        ref = torch.softmax(q[:1].double() @ kd.transpose(-1, -2) / 128**0.5, -1) @ vd
+        err = _rel_err(out[:1], ref)
+        ms = _time_ms(lambda q=q, kv=kv: sdpa(q, kv[0], kv[1], enable_gqa=True), torch)
+        record("decode_attention", "bf16", batch, ctx, 128, ms, 4 * batch * 64 * ctx * 128,
+               kv.numel() * 2 + 2 * q.numel() * 2, err)  # fmt: skip
+        del q, kv
+        torch.cuda.empty_cache()
 
     with args.out.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
