@@ -819,6 +819,11 @@ def device_ceilings(df: pd.DataFrame, catalog: Catalog) -> dict[str, dict[str, f
     copy (bytes read + written), `stream_bandwidth` the median decode-shaped product of at
     most STREAM_MAX_ROWS rows (weights streamed once). An end-to-end efficiency above the
     first two would mean a fit absorbing a model error, so the calibration caps at them."""
+    unknown = sorted(set(df["sku"].astype(str)) - set(catalog.hardware))
+    if unknown:
+        raise PlannerInputError(
+            [InputProblem(DEVICE_CSV, "column sku", s, "a catalog SKU id") for s in unknown]
+        )
     out: dict[str, dict[str, float]] = {}
     for sku, rows in df.groupby("sku", sort=True):
         hw = catalog.hardware[str(sku)]

@@ -725,7 +725,8 @@ def fix_unaffordable_units(
     if not suspects.any():
         return cm, 0
     # Price levels to 3 significant digits: one SKU's purchases in every period are one.
-    level = np.array([float(f"{v:.3g}") for v in floor])
+    level = np.zeros(cm.n_cols)
+    level[suspects] = [float(f"{v:.3g}") for v in floor[suspects]]
 
     def dear(bound: float) -> np.ndarray:
         return suspects & (floor > bound * (1 + UNAFFORDABLE_MARGIN) + UNAFFORDABLE_MARGIN)

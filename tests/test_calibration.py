@@ -23,6 +23,7 @@ from planner.catalog import (
     load_catalog,
 )
 from planner.cli import app
+from planner.errors import PlannerInputError
 from planner.perf.evaluate import ServingConfig, evaluate
 
 RAW = cal.load_uncalibrated_catalog()
@@ -142,6 +143,16 @@ def test_device_ceilings_arithmetic() -> None:
     assert got == pytest.approx(
         {"compute.bf16": 700 / 989, "bandwidth": 3.0 / 3.35, "stream_bandwidth": 2.7 / 3.35}
     )
+
+
+def test_device_rows_of_an_unknown_sku_name_it() -> None:
+    rows = pd.DataFrame(
+        [("h900", "copy", "bf16", 1, 0.0, 3.0)],
+        columns=["sku", "test", "dtype", "m", "tflops", "tb_s"],
+    )
+    with pytest.raises(PlannerInputError) as err:
+        cal.device_ceilings(rows, RAW)
+    assert "device_microbench.csv" in str(err.value) and "'h900'" in str(err.value)
 
 
 def test_catalog_device_figures_are_the_measured_rows() -> None:

@@ -17,6 +17,7 @@ from planner.solve import (
     _run,
     compile_model,
     fix_unaffordable_units,
+    lp_optimum,
     make_highs,
     solve_compiled,
     unit_cost_floor,
@@ -26,15 +27,20 @@ EXACT = SolverProfile(solver="highs", mip_rel_gap=0.0, time_limit_s=60)
 
 
 def lp_bound(cm: CompiledModel) -> float:
-    lp = make_highs(cm, EXACT, integral=False, log=False)
-    _run(lp, 30)
-    return float(cm.cost @ np.asarray(lp.getSolution().col_value) + cm.offset)
+    bound = lp_optimum(cm, EXACT, 30)
+    assert bound is not None
+    return bound
+
+
+def mip_solution(cm: CompiledModel) -> np.ndarray:
+    """The exact MIP optimum's columns, HiGHS on the arrays as given (no fixing)."""
+    mip = make_highs(cm, EXACT, integral=True, log=False)
+    _run(mip, 30)
+    return np.asarray(mip.getSolution().col_value)
 
 
 def mip_objective(cm: CompiledModel) -> float:
-    mip = make_highs(cm, EXACT, integral=True, log=False)
-    _run(mip, 30)
-    return float(cm.cost @ np.asarray(mip.getSolution().col_value) + cm.offset)
+    return float(cm.cost @ mip_solution(cm) + cm.offset)
 
 
 def rack_or_server(n_instances: int) -> PlanningData:
@@ -69,9 +75,7 @@ def test_a_rack_dearer_than_a_whole_server_plan_is_fixed_out() -> None:
     assert (fixed.col_upper[rack] == 0).all()
     assert (fixed.col_upper[server] == cm.col_upper[server]).all()
     assert mip_objective(fixed) == pytest.approx(mip_objective(cm), rel=1e-9)
-    mip = make_highs(cm, EXACT, integral=True, log=False)
-    _run(mip, 30)
-    x = np.asarray(mip.getSolution().col_value)
+    x = mip_solution(cm)
     assert x[server].sum() == pytest.approx(1.0) and x[rack].sum() == pytest.approx(0.0)
 
 
@@ -89,9 +93,7 @@ def test_unit_cost_floor_is_a_lower_bound_on_every_plan_using_the_column() -> No
     cm = compile_model(build_model(rack_or_server(3)))
     floor = unit_cost_floor(cm)
     assert floor is not None
-    mip = make_highs(cm, EXACT, integral=True, log=False)
-    _run(mip, 30)
-    x = np.asarray(mip.getSolution().col_value)
+    x = mip_solution(cm)
     used = x >= 1 - 1e-9
     assert used.any()
     assert (floor[used] <= float(cm.cost @ x + cm.offset) + 1e-6).all()
@@ -105,9 +107,7 @@ def test_the_fixing_never_changes_the_optimum() -> None:
     for seed in range(12):
         data = random_data(seed, n_skus=2, n_cands=4, n_periods=3, rack_usd=1e6 + 2e5 * seed)
         cm = compile_model(build_model(data))
-        mip = make_highs(cm, EXACT, integral=True, log=False)
-        _run(mip, 30)
-        x = np.asarray(mip.getSolution().col_value)
+        x = mip_solution(cm)
         buys = np.flatnonzero(cm.column_group == "v_buy")
         rack_bought += x[buys[cm.buy_sku[buys] == "rack"]].sum() > 0.5
         _, n = fix_unaffordable_units(cm, EXACT, lp_bound(cm), time.perf_counter() + 30)
