@@ -421,3 +421,41 @@ def test_other_bad_inputs_raise() -> None:
         waiting_time_quantile_ms(-0.1, SERVICE_MS, 1, 99)
     with pytest.raises(ValueError, match="offered load"):
         erlang_c(2, -1.0)
+
+
+@pytest.mark.parametrize("levels", [2, 3, 5, 7])
+def test_subtree_bisection_is_bit_identical_to_one_step_at_a_time(levels: int) -> None:
+    """_bisect_feasible_end decides several bisection levels per feasibility call (the
+    scalar path's speed-up); the rho it returns must be exactly the plain bisection's."""
+    from planner.perf import queueing
+
+    rng = np.random.default_rng(7)
+    n = 300
+    target = rng.uniform(50.0, 3000.0, n)
+    service = rng.uniform(10.0, 800.0, n)
+    pct = rng.choice([50.0, 90.0, 95.0, 99.0, 99.9], n)
+    c = rng.integers(1, 48, n).astype(float)
+    cv2 = rng.uniform(0.0, 2.0, n) ** 2
+    tail = 1.0 - pct / 100.0
+    slack = (target - service) / service
+
+    def feasible(rho: np.ndarray) -> np.ndarray:
+        return queueing._quantile_units(rho, c, cv2, tail) <= slack
+
+    lo, hi = np.zeros(n), np.full(n, 0.95)
+    for _ in range(queueing._RHO_BISECTION_STEPS):  # the textbook loop, written out
+        mid = 0.5 * (lo + hi)
+        ok = feasible(mid)
+        lo, hi = np.where(ok, mid, lo), np.where(ok, hi, mid)
+    got = queueing._bisect_feasible_end(feasible, np.zeros(n), np.full(n, 0.95), levels)
+    assert np.array_equal(got, lo)
+    assert np.count_nonzero((lo > 0) & (lo < 0.95)) > 0  # interior answers were exercised
+    # A scalar call (the subtree path) agrees with the vectorised one element by element.
+    scalar = [
+        admissible_utilization(target[i], service[i], pct[i], c[i], 0.0, np.sqrt(cv2[i]))
+        for i in range(20)
+    ]
+    vector = admissible_utilization(
+        target[:20], service[:20], pct[:20], c[:20], 0.0, np.sqrt(cv2[:20])
+    )
+    assert np.array_equal(np.asarray(scalar).ravel(), vector)
