@@ -254,7 +254,10 @@ def register(app: typer.Typer) -> None:
             # Claim the output folder first: a refused --out costs no solve.
             target = None if no_write else new_out_dir(out_dir, Path(path).stem)
             on_solved = worker.draft if worker is not None else None
-            result = run_planning(path, sc, compare=compare, on_solved=on_solved)
+            with stage_status() as on_stage:
+                result = run_planning(
+                    path, sc, compare=compare, on_solved=on_solved, on_stage=on_stage
+                )
             if target is not None:
                 _write_plan_folder(result, target)
                 if worker is not None:
@@ -269,6 +272,20 @@ def register(app: typer.Typer) -> None:
 
         code = run()
         raise typer.Exit(code or 0)
+
+
+@contextlib.contextmanager
+def stage_status() -> Iterator[Any]:
+    """A spinner on stderr naming the stage `run_planning` is in (its `on_stage`), while
+    stderr is a terminal; no output at all otherwise (pipes, files, tests). Gone before
+    the plan prints."""
+    from planner.cli import err
+
+    if not err.is_terminal:
+        yield None
+        return
+    with err.status("planning", spinner="dots") as status:
+        yield lambda text: status.update(f"{text} ...")
 
 
 @contextlib.contextmanager

@@ -151,23 +151,41 @@ def prepare(
     return catalog, demand, cs
 
 
+# What run_planning reports to `on_stage` as each stage starts, in this order (the ones that
+# do not apply to a run are skipped).
+STAGES = {
+    "candidates": "generating serving candidates",
+    "solve": "solving the planning MIP ({pairs} candidate rates; time limit {limit:g} s)",
+    "limits": "re-solving with each budget lifted",
+    "compare": "solving the comparison fleets",
+    "verify": "verifying the plan",
+    "explain": "explaining unserved demand",
+}
+
+
 def run_planning(
     demand_path: Path, sc: Scenario, *, catalog: Catalog | None = None,
     profile: SolverProfile | None = None, explain: bool = True, compare: bool = False,
     on_solved: Callable[[Plan], None] | None = None,
+    on_stage: Callable[[str], None] | None = None,
 ) -> PlanRun:  # fmt: skip
     """Plan `demand_path` under `sc`: candidates, MIP, the plan with its inputs recorded,
     comparison fleets (compare), independent verification, the unserved diagnosis.
 
     on_solved: called with the plan as soon as it is solved and its inputs recorded, before
     the comparisons, verification and diagnosis add to it (`planner plan` hands it to its
-    report worker to draw the charts meanwhile)."""
+    report worker to draw the charts meanwhile).
+    on_stage: called with a few words as each stage starts (STAGES), for a status line: a
+    large or hard MIP runs for a minute with nothing else to show."""
+    stage = on_stage or (lambda _text: None)
     t0 = time.perf_counter()
+    stage(STAGES["candidates"])
     catalog, demand, cs = prepare(demand_path, sc, catalog)
     t_cand = time.perf_counter() - t0
     profile = profile or load_profile(sc.solver_profile)
     if sc.time_limit_s is not None:
         profile = profile.model_copy(update={"time_limit_s": sc.time_limit_s})
+    stage(STAGES["solve"].format(pairs=len(cs.data.rates), limit=profile.time_limit_s))
     model = build_model(cs.data)
     if sc.objective == "cost":
         result = cheapest_at_shortfall(model, profile)
@@ -178,16 +196,21 @@ def run_planning(
     inputs = record_inputs(plan, demand, cs, sc, timings=timings)
     inputs.binding = binding_constraints(result.duals or {}, plan, cs.data)
     if result.has_solution:
+        if any(getattr(cs.data.settings, f) is not None for f in _LIFTABLE):
+            stage(STAGES["limits"])  # one re-solve or more
         inputs.binding += limit_savings(plan, cs.data, profile)
     if on_solved is not None and result.has_solution:
         on_solved(dataclasses.replace(plan, inputs=inputs.model_dump(mode="json")))
     if compare and result.has_solution:
+        stage(STAGES["compare"])
         t1 = time.perf_counter()
         # The plan's own model is reused unless the shortfall stage changed its objective.
         plain = model if not hasattr(model, "c_shortfall_cap") else None
         inputs.comparisons = comparison_fleets(plan, cs.data, catalog, profile, model=plain)
         inputs.timings["comparisons_s"] = time.perf_counter() - t1
     plan = dataclasses.replace(plan, inputs=inputs.model_dump(mode="json"))
+    if result.has_solution:
+        stage(STAGES["verify"])
     verification = (
         verify_plan(plan, inputs, catalog, raise_on_mismatch=False)
         if result.has_solution
@@ -195,6 +218,7 @@ def run_planning(
     )
     explanation = pd.DataFrame()
     if explain and result.has_solution and plan.unserved_rps > 1e-6:
+        stage(STAGES["explain"])
         explanation = explain_unserved(plan, cs.data, profile)
         explanation = add_best_reachable(explanation, cs.best_reachable, demand)
         inputs.unserved_explained = [

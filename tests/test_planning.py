@@ -651,3 +651,47 @@ def test_a_workloads_own_acceptance_is_planned_and_verified(tmp_path: Path) -> N
         "for chat decode" in m and ("misses" in m or "performance model gives" in m)
         for m in again.mismatches
     )
+
+
+def test_stages_are_reported_in_order_and_only_when_they_run(tmp_path: Path) -> None:
+    """run_planning's on_stage: candidates, solve, then what this run does (budget
+    re-solves, comparisons, verification, the unserved diagnosis), each once, in order."""
+    from planner.planning import STAGES
+
+    def stages_of(**kwargs: object) -> list[str]:
+        seen: list[str] = []
+        run_planning(catalog=CATALOG, on_stage=seen.append, **kwargs)  # type: ignore[arg-type]
+        by_text = {v.split("(")[0]: k for k, v in STAGES.items()}
+        return [by_text[text.split("(")[0]] for text in seen]
+
+    plain = stages_of(demand_path=write_demand(tmp_path, small_rows(), "a.csv"),
+                      sc=Scenario(allowed_skus=SKUS), compare=True, explain=False)  # fmt: skip
+    assert plain == ["candidates", "solve", "compare", "verify"]
+    short = stages_of(
+        demand_path=write_demand(tmp_path, small_rows(), "b.csv"),
+        sc=Scenario(allowed_skus=["b200"], allow_rent=False, capex_budget_usd=1.0),
+    )
+    assert short == ["candidates", "solve", "limits", "verify", "explain"]
+
+
+def test_stage_status_shows_on_a_terminal_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`planner plan`'s spinner: the stage text reaches a terminal's stderr; a pipe gets
+    nothing (no callback at all)."""
+    import io
+
+    from rich.console import Console
+
+    import planner.cli
+    from planner.cli_plan import stage_status
+
+    pipe = io.StringIO()
+    monkeypatch.setattr(planner.cli, "err", Console(file=pipe, force_terminal=False))
+    with stage_status() as on_stage:
+        assert on_stage is None
+    assert pipe.getvalue() == ""
+    tty = io.StringIO()
+    monkeypatch.setattr(planner.cli, "err", Console(file=tty, force_terminal=True))
+    with stage_status() as on_stage:
+        assert on_stage is not None
+        on_stage("solving the planning MIP")
+    assert "solving the planning MIP" in tty.getvalue()
