@@ -196,7 +196,7 @@ def run_planning(
     inputs = record_inputs(plan, demand, cs, sc, timings=timings)
     inputs.binding = binding_constraints(result.duals or {}, plan, cs.data)
     if result.has_solution:
-        if any(getattr(cs.data.settings, f) is not None for f in _LIFTABLE):
+        if limits_set(cs.data.settings):
             stage(STAGES["limits"])  # one re-solve or more
         inputs.binding += limit_savings(plan, cs.data, profile)
     if on_solved is not None and result.has_solution:
@@ -612,6 +612,11 @@ def _lift_note(plan: Plan, lifted: Plan, saving: float) -> str:
     return "set but not binding: lifting it changes nothing"
 
 
+def limits_set(settings: Settings) -> list[tuple[str, str]]:
+    """(settings field, label) of each liftable limit the scenario sets."""
+    return [(f, label) for f, label in _LIFTABLE.items() if getattr(settings, f) is not None]
+
+
 def limit_savings(plan: Plan, data: Any, profile: SolverProfile) -> list[dict[str, Any]]:
     """For each limit the scenario sets: re-solve with it lifted and report what it costs.
 
@@ -623,9 +628,7 @@ def limit_savings(plan: Plan, data: Any, profile: SolverProfile) -> list[dict[st
     power_capped scenario: two budgets that do not bind, 30 -> 15 s)."""
     from planner.plan_read import solve_plan
 
-    set_limits = [
-        (f, label) for f, label in _LIFTABLE.items() if getattr(data.settings, f) is not None
-    ]
+    set_limits = limits_set(data.settings)
     base_obj = plan.total_cost_usd + plan.penalty_usd_per_rps * plan.unserved_rps
 
     def lift(fields: list[str]) -> Plan:
