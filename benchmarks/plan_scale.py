@@ -6,8 +6,8 @@
 
 Default: the real pipeline on the shipped catalogs (every SKU), 8 target models x 6 traffic
 shapes = 48 workload classes over 12 quarters with seeded growth and some launches
-mid-horizon: 53,077 SLA-feasible (candidate, workload) pairs before pruning, generated and
-pruned as `planner plan` does, then the MIP. Issue 4's large instance (>= 15 SKUs, >= 40
+mid-horizon: over 50k SLA-feasible (candidate, workload) pairs before pruning (the count is
+printed), generated and pruned as `planner plan` does, then the MIP. Issue 4's large instance (>= 15 SKUs, >= 40
 workload classes, 12 periods, >= 50k pairs; target <= 0.1 % gap in <= 60 s).
 
 `--stress`: a synthetic, unpruned instance shaped like the candidate generator's output:
@@ -242,7 +242,8 @@ def floor_solve(model, profile: SolverProfile) -> dict[str, float]:
 
 # The pipeline instance: every shipped SKU, the 8 target models x 6 traffic shapes = 48
 # workload classes, 12 quarters: 53,077 SLA-feasible (candidate, workload) pairs before
-# pruning (issue 4 asks for >= 40 classes and >= 50k pairs; 5 shapes gave 44,343). shape: prompt, output tokens, TTFT ms, TPOT ms, percentile,
+# pruning (issue 4 asks for >= 40 classes and >= 50k pairs; 5 shapes gave 44,343).
+# shape: prompt, output tokens, TTFT ms, TPOT ms, percentile,
 # peak req/s in the first quarter for a mid-size model (scaled per model below).
 SHAPES = {
     "chat": (1500, 350, 1000, 40, 99, 30.0),
