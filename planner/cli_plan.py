@@ -136,6 +136,8 @@ def print_plan(run: Any, out_dir: Path | None) -> None:
             for w, v in u.items():
                 out.print(f"  - {w}: up to {v:.3g} req/s unserved", highlight=False)
     for c in inputs.comparisons or []:
+        if c["status"] == "skipped":
+            out.print(f"vs {c['fleet']}: {c['note']}", highlight=False)
         if c["fleet"] == "this plan" or c["total_cost_usd"] is None:
             continue
         if (c["unserved_rps"] or 0.0) > max(1e-6, plan.unserved_rps + 1e-6):
@@ -152,6 +154,8 @@ def print_plan(run: Any, out_dir: Path | None) -> None:
             and not b["row"].startswith("c_demand")
         ):
             out.print(f"binding: {b['constraint']} — {b['note']}", highlight=False)
+        elif "binds" in b and b["binds"] is None:  # its re-solve did not run
+            out.print(f"{b['constraint']}: {b['note']}", highlight=False)
     v = run.verification
     out.print(
         f"verify: {'[green]passed[/]' if v.passed else '[red]FAILED[/]'} "
@@ -219,7 +223,7 @@ def register(app: typer.Typer) -> None:
         electricity_usd_per_kwh: Annotated[float | None, Opt("--electricity-usd-per-kwh")] = None,
         cost_basis: Annotated[str | None, Opt("--cost-basis", help="horizon (cash) or amortized")] = None,
         solver_profile: Annotated[str | None, Opt("--solver-profile", help="default, fast, exact, or a YAML path")] = None,
-        time_limit: Annotated[float | None, Opt("--time-limit", help="solver seconds per solve: the plan's, and as much again for each limit lifted and each comparison fleet")] = None,
+        time_limit: Annotated[float | None, Opt("--time-limit", help="solver seconds for the run: the plan's MIP may use all of them; the re-solves that explain it (limits lifted, comparison fleets, the unserved diagnosis) share what it leaves")] = None,
         out_dir: Annotated[Path | None, Opt("--out", help="output folder (new or empty)")] = None,
         fmt: Annotated[str, Opt("--format", help="table or json")] = "table",
         pareto: Annotated[int | None, Opt("--pareto", min=2, max=50, help="trace N cost-vs-power points")] = None,

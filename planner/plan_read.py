@@ -22,7 +22,14 @@ from planner.formulation import PHASES, ModelSets, build_model, prepare_sets, us
 from planner.model_data import PlanningData, Settings
 from planner.plan import TABLE_SCHEMAS, TOL, Plan, finite_or_none, schema_table
 from planner.pyomo_env import pyo
-from planner.solve import SolveResult, SolverProfile, solve
+from planner.solve import (
+    TIME_SPENT,
+    SolveResult,
+    SolverProfile,
+    load_profile,
+    solve,
+    time_for_follow_up,
+)
 
 
 def read_plan(model: pyo.ConcreteModel, data: PlanningData, result: SolveResult) -> Plan:
@@ -228,7 +235,9 @@ def explain_unserved(
     For a limit, `needed` is its smallest value that serves everything the plan with the
     limit lifted serves (found by minimising the resource itself), `move` = needed - current.
     `unserved_rps` and `unserved_after_rps` are the largest per-period amounts, before and
-    with the limit lifted. Costs one or two extra solves per active limit.
+    with the limit lifted. Costs one or two extra solves per active limit, inside the run's
+    deadline (planner.solve.run_deadline): when too little of it is left for the next one,
+    the workloads not yet explained are "unexplained" and say why.
     """
     if plan.unserved.empty:
         return pd.DataFrame(columns=EXPLAIN_COLUMNS)
@@ -250,7 +259,13 @@ def explain_unserved(
     before = _peak_unserved(plan)
     active = _active_limits(data)
     helped_by: dict[str, list[str]] = {}
+    if not isinstance(profile, SolverProfile):
+        profile = load_profile(profile)
+    spent = False  # the run's time limit stopped the re-solves (planner.solve.run_deadline)
     for limit in active:
+        if not time_for_follow_up(profile):
+            spent = True
+            break
         lifted = solve_plan(_lift(data, [limit]), profile)
         after = _peak_unserved(lifted)
         helped = [w for w in pending if after.get(w, 0.0) < before[w] - TOL]
@@ -280,7 +295,8 @@ def explain_unserved(
                 }
             )
     rest = [w for w in pending if w not in helped_by]
-    if rest and len(active) > 1:
+    spent = spent or bool(rest and len(active) > 1 and not time_for_follow_up(profile))
+    if rest and len(active) > 1 and not spent:
         after = _peak_unserved(solve_plan(_lift(data, active), profile))
         for w in rest:
             if after.get(w, 0.0) < before[w] - TOL:
@@ -300,7 +316,12 @@ def explain_unserved(
                 {
                     **pending[w],
                     "cause": "unexplained",
-                    "detail": "no limit explains it; check the unserved penalty",
+                    "detail": (
+                        f"{TIME_SPENT} (the re-solves with each limit lifted that would say "
+                        "which one binds)"
+                        if spent
+                        else "no limit explains it; check the unserved penalty"
+                    ),
                 }
             )
     out = pd.DataFrame(rows).reindex(columns=EXPLAIN_COLUMNS)

@@ -34,7 +34,16 @@ from planner.model_data import Settings
 from planner.plan import Plan
 from planner.plan_read import explain_unserved
 from planner.scenario import Scenario, apply_overrides
-from planner.solve import SolveResult, SolverProfile, load_profile, solve
+from planner.solve import (
+    TIME_SPENT,
+    SolveResult,
+    SolverProfile,
+    load_profile,
+    run_deadline,
+    run_seconds_left,
+    solve,
+    time_for_follow_up,
+)
 from planner.verify import Verification, verify_plan
 
 
@@ -187,6 +196,22 @@ def run_planning(
         profile = profile.model_copy(update={"time_limit_s": sc.time_limit_s})
     stage(STAGES["solve"].format(pairs=len(cs.data.rates), limit=profile.time_limit_s))
     model = build_model(cs.data)
+    # The time limit is the run's: the plan's solve may use all of it, and the follow-up
+    # solves (limits lifted, comparison fleets, the unserved diagnosis) share what it
+    # leaves, each skipped, and said so, once too little is left (time_for_follow_up).
+    with run_deadline(profile.time_limit_s):
+        return _plan_and_explain(
+            model, demand, cs, catalog, sc, profile, t_cand,
+            explain=explain, compare=compare, on_solved=on_solved, stage=stage,
+        )  # fmt: skip
+
+
+def _plan_and_explain(
+    model: Any, demand: Demand, cs: CandidateSet, catalog: Catalog, sc: Scenario,
+    profile: SolverProfile, t_cand: float, *, explain: bool, compare: bool,
+    on_solved: Callable[[Plan], None] | None, stage: Callable[[str], None],
+) -> PlanRun:  # fmt: skip
+    """run_planning from the solve on, inside the run's deadline."""
     if sc.objective == "cost":
         result = cheapest_at_shortfall(model, profile)
     else:
@@ -403,36 +428,45 @@ def trace_pareto(
         profile = profile.model_copy(update={"time_limit_s": sc.time_limit_s})
     base = cs.data.settings
 
-    def run(settings: Settings) -> Plan:
-        return solve_plan(dataclasses.replace(cs.data, settings=settings), profile)
+    with run_deadline(profile.time_limit_s):
+        # The time limit is the frontier's, as a plan's is the run's: each point gets an equal
+        # share of what is left (the later ones more if the earlier ones finish sooner).
+        todo = max(n, 2)
 
-    def row(label: str, cap: float | None, p: Plan) -> dict[str, Any]:
-        return {
-            "point": label, "peak_cap_mw": cap, "status": p.status,
-            "total_cost_usd": p.total_cost_usd if p.has_solution else float("nan"),
-            "peak_facility_mw": float(p.power["facility_mw"].max()) if len(p.power) else 0.0,
-            "capex_usd": float(p.costs["capex_usd"].sum()) if len(p.costs) else 0.0,
-            "unserved_rps": p.unserved_rps, "gap": p.gap,
-        }  # fmt: skip
+        def run(settings: Settings) -> Plan:
+            nonlocal todo
+            share = run_seconds_left() / todo
+            todo -= 1
+            limited = profile.model_copy(update={"time_limit_s": min(profile.time_limit_s, share)})
+            return solve_plan(dataclasses.replace(cs.data, settings=settings), limited)
 
-    cheapest = run(base.model_copy(update={"objective": "cost", "peak_power_cap_mw": None}))
-    leanest = run(base.model_copy(update={"objective": "power", "peak_power_cap_mw": None}))
-    hi = float(cheapest.power["facility_mw"].max()) if len(cheapest.power) else 0.0
-    lo = float(leanest.power["facility_mw"].max()) if len(leanest.power) else 0.0
-    rows = [row("min cost", None, cheapest)]
-    for k in range(1, n - 1):
-        cap = hi - (hi - lo) * k / (n - 1)
-        if cap <= 0:
-            continue
-        rows.append(
-            row(
-                f"cap {k}",
-                cap,
-                run(base.model_copy(update={"objective": "cost", "peak_power_cap_mw": cap})),
+        def row(label: str, cap: float | None, p: Plan) -> dict[str, Any]:
+            return {
+                "point": label, "peak_cap_mw": cap, "status": p.status,
+                "total_cost_usd": p.total_cost_usd if p.has_solution else float("nan"),
+                "peak_facility_mw": float(p.power["facility_mw"].max()) if len(p.power) else 0.0,
+                "capex_usd": float(p.costs["capex_usd"].sum()) if len(p.costs) else 0.0,
+                "unserved_rps": p.unserved_rps, "gap": p.gap,
+            }  # fmt: skip
+
+        cheapest = run(base.model_copy(update={"objective": "cost", "peak_power_cap_mw": None}))
+        leanest = run(base.model_copy(update={"objective": "power", "peak_power_cap_mw": None}))
+        hi = float(cheapest.power["facility_mw"].max()) if len(cheapest.power) else 0.0
+        lo = float(leanest.power["facility_mw"].max()) if len(leanest.power) else 0.0
+        rows = [row("min cost", None, cheapest)]
+        for k in range(1, n - 1):
+            cap = hi - (hi - lo) * k / (n - 1)
+            if cap <= 0:
+                continue
+            rows.append(
+                row(
+                    f"cap {k}",
+                    cap,
+                    run(base.model_copy(update={"objective": "cost", "peak_power_cap_mw": cap})),
+                )
             )
-        )
-    rows.append(row("min power", None, leanest))
-    return pd.DataFrame(rows)
+        rows.append(row("min power", None, leanest))
+        return pd.DataFrame(rows)
 
 
 # --------------------------------------------------------------------------------------
@@ -575,20 +609,38 @@ def comparison_fleets(
         bound = lp_optimum(restricted_cm, profile, profile.time_limit_s)
         return -math.inf if bound is None else bound
 
+    def skipped(label: str) -> dict[str, Any]:
+        return {"fleet": label, "status": "skipped", "total_cost_usd": None,
+                "peak_facility_mw": None, "unserved_rps": None, "skus": [], "note": TIME_SPENT}  # fmt: skip
+
     all_skus = set(data.skus.index)
     gpus = {s for s in all_skus if catalog.hardware[s].kind == "gpu"}
     if gpus and gpus != all_skus:
-        rows.append({**restricted(gpus)[0], "fleet": "GPU only"})
+        in_plan = proven and used <= gpus  # no solve needed
+        rows.append(
+            {**restricted(gpus)[0], "fleet": "GPU only"}
+            if in_plan or time_for_follow_up(profile)
+            else skipped("GPU only")
+        )
     bounds = {s: lp_bound({s}) for s in sorted(all_skus)}
     best: tuple[float, str, dict[str, Any]] | None = None
+    stopped = False
     for s in sorted(all_skus, key=lambda s: (bounds[s], s)):
         if best is not None and bounds[s] >= best[0]:
             break  # this and every later SKU's optimum is no better than the best
+        if not (proven and used <= {s}) and not time_for_follow_up(profile):
+            stopped = True  # the SKUs not tried might have been cheaper: say so
+            break
         found, objective = restricted({s})
         if found["total_cost_usd"] is not None and (best is None or objective < best[0]):
             best = (objective, s, found)
     if best is not None:
-        rows.append({**best[2], "fleet": f"best single SKU ({best[1]})"})
+        label = f"best single SKU ({best[1]})"
+        if stopped:
+            label = f"best single SKU solved before the time limit ({best[1]})"
+        rows.append({**best[2], "fleet": label})
+    elif stopped:
+        rows.append(skipped("best single SKU"))
     return rows
 
 
@@ -646,10 +698,18 @@ def limit_savings(plan: Plan, data: Any, profile: SolverProfile) -> list[dict[st
             "constraint": label, "row": field_name, "index": "", "unit": "USD",
             "limit": getattr(data.settings, field_name),
             "binds": saving > _binding_usd(base_obj), "saving_if_lifted_usd": saving,
-            "unserved_rps_if_lifted": lifted.unserved_rps, "note": _lift_note(plan, lifted, saving),
+            "unserved_rps_if_lifted": lifted.unserved_rps, "note": _lift_note(plan, lifted, saving)
+            + _unproven(lifted),
         }  # fmt: skip
 
-    if len(set_limits) > 1:
+    def skipped(field_name: str, label: str) -> dict[str, Any]:
+        return {
+            "constraint": label, "row": field_name, "index": "", "unit": "USD",
+            "limit": getattr(data.settings, field_name), "binds": None,
+            "saving_if_lifted_usd": None, "unserved_rps_if_lifted": None, "note": TIME_SPENT,
+        }  # fmt: skip
+
+    if len(set_limits) > 1 and time_for_follow_up(profile):
         every = lift([f for f, _ in set_limits])
         if (
             every.has_solution
@@ -659,10 +719,22 @@ def limit_savings(plan: Plan, data: Any, profile: SolverProfile) -> list[dict[st
             return [row(f, label, every) for f, label in set_limits]
     out = []
     for field_name, label in set_limits:
+        if not time_for_follow_up(profile):
+            out.append(skipped(field_name, label))
+            continue
         lifted = lift([field_name])
         if lifted.has_solution:
             out.append(row(field_name, label, lifted))
     return out
+
+
+def _unproven(lifted: Plan) -> str:
+    """A re-solve stopped at its time limit found a plan, not the best: the saving it shows
+    is a lower bound on what lifting the limit saves."""
+    if lifted.status == "optimal":
+        return ""
+    gap = "" if lifted.gap is None else f", gap {lifted.gap:.2%}"
+    return f" (re-solve stopped at its time limit{gap}: lifting it saves at least this)"
 
 
 def _binding_usd(base_obj: float) -> float:

@@ -45,6 +45,9 @@ import functools
 import math
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -103,6 +106,51 @@ SUPPORT_GROUPS = ("v_instances",)
 OBJECTIVE_SCALE_MAX = 1e6
 # Relative slack on the peak fixed between the two stages of the "power" objective.
 PEAK_SLACK = 1e-6
+
+# The wall-clock deadline (time.perf_counter) of the planning run in progress, if any
+# (`run_deadline`): no solve inside it runs past it, whatever its own profile's limit.
+_RUN_DEADLINE: ContextVar[float | None] = ContextVar("planner_run_deadline", default=None)
+
+
+@contextmanager
+def run_deadline(seconds: float) -> Iterator[float]:
+    """Every solve started inside ends within `seconds` from now (or an enclosing run's
+    deadline, if sooner): the time limit of a whole planning run, its plan and the
+    follow-up solves that explain it, rather than of each solve. Yields the deadline."""
+    deadline = time.perf_counter() + seconds
+    outer = _RUN_DEADLINE.get()
+    if outer is not None:
+        deadline = min(deadline, outer)
+    token = _RUN_DEADLINE.set(deadline)
+    try:
+        yield deadline
+    finally:
+        _RUN_DEADLINE.reset(token)
+
+
+def run_seconds_left() -> float:
+    """Seconds to the run's deadline (`run_deadline`); inf outside one."""
+    deadline = _RUN_DEADLINE.get()
+    return math.inf if deadline is None else max(0.0, deadline - time.perf_counter())
+
+
+def within_run(seconds: float) -> float:
+    """`seconds`, or what is left of the run's deadline if that is less."""
+    return min(seconds, run_seconds_left())
+
+
+# A follow-up solve (a limit lifted, a comparison fleet, a re-solve of the unserved
+# diagnosis) starts only with this much of the run's deadline left, or this share of the
+# profile's limit if more: with less it would stop at the deadline having shown nothing.
+FOLLOW_UP_MIN_S = 1.0
+FOLLOW_UP_MIN_SHARE = 0.02
+TIME_SPENT = "not solved: the run's time limit was spent first"
+
+
+def time_for_follow_up(profile: SolverProfile) -> bool:
+    """Whether the run's deadline leaves enough time for one more follow-up solve (always,
+    outside `run_deadline`)."""
+    return run_seconds_left() >= max(FOLLOW_UP_MIN_S, FOLLOW_UP_MIN_SHARE * profile.time_limit_s)
 
 
 class SolverProfile(BaseModel):
@@ -510,15 +558,16 @@ _PROFILE_FIELDS_IN_HIGHS = {
 }  # fmt: skip
 
 
-def _run(h: highspy.Highs, seconds_left: float) -> bool:
-    """Run with the budget left; True if the watchdog had to stop it.
+def _run(h: highspy.Highs, seconds_left: float, *, within_deadline: bool = True) -> bool:
+    """Run with the budget left (and within the run's deadline, `run_deadline`, unless
+    `within_deadline` is False); True if the watchdog had to stop it.
 
     HiGHS's limit is on its run clock, so it is set to run time so far + what is left. Some
     phases (root heuristics, upstream HiGHS #2226) overrun the limit, so a watchdog thread
     cancels the run WATCHDOG_GRACE_S after it: the status is then kInterrupt, and the best
     solution so far is kept.
     """
-    seconds_left = max(seconds_left, 0.01)
+    seconds_left = max(within_run(seconds_left) if within_deadline else seconds_left, 0.01)
     h.setOptionValue("time_limit", h.getRunTime() + seconds_left)
     if not h.HandleUserInterrupt:  # the setter adds callbacks: only once per object
         h.HandleUserInterrupt = True
@@ -600,7 +649,7 @@ def solve_compiled(
             "optimal", cm.offset, cm.offset, 0.0, "highs", "empty model", {"solve_s": 0.0}
         )
         return CompiledSolution(empty, np.zeros(0))
-    deadline = time.perf_counter() + profile.time_limit_s
+    deadline = time.perf_counter() + within_run(profile.time_limit_s)
     timings: dict[str, float] = {}
     scale = objective_scale(cm)  # make_highs applies it; values read back divide by it
 
@@ -1292,7 +1341,9 @@ def fixed_lp_duals(
         rows = np.flatnonzero(np.isin(cm.row_group, REDUNDANT_ROWS)).astype(np.int32)
         free = np.full(len(rows), highspy.kHighsInf)
         lp.changeRowsBounds(len(rows), rows, -free, free)
-    _run(lp, profile.time_limit_s)
+    # Part of the plan it explains, not a solve of its own: a plan found at the run's
+    # deadline still gets its duals (an LP with every integer fixed: a small share of it).
+    _run(lp, profile.time_limit_s, within_deadline=False)
     if lp.getModelStatus() != highspy.HighsModelStatus.kOptimal:
         return {}
     return _row_duals(cm, lp)
@@ -1362,7 +1413,8 @@ def _pyomo_options(profile: SolverProfile) -> dict[str, Any]:
     on, off = _PRESOLVE_VALUES[base]
     values = {
         "mip_rel_gap": profile.mip_rel_gap,
-        "time_limit_s": profile.time_limit_s,
+        # At least a second: a run deadline already passed must not read as 0 = no limit.
+        "time_limit_s": max(within_run(profile.time_limit_s), 1.0),
         "threads": profile.threads,
         "random_seed": profile.random_seed,
         "presolve": on if profile.presolve else off,

@@ -7,6 +7,7 @@ import json
 import os
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -695,3 +696,110 @@ def test_stage_status_shows_on_a_terminal_only(monkeypatch: pytest.MonkeyPatch) 
         assert on_stage is not None
         on_stage("solving the planning MIP")
     assert "solving the planning MIP" in tty.getvalue()
+
+
+# -- the time limit is the run's -------------------------------------------------------
+
+
+def test_a_run_deadline_caps_every_solve_inside_it_and_nests() -> None:
+    from planner.solve import run_deadline, run_seconds_left, within_run
+
+    assert run_seconds_left() == float("inf") and within_run(300.0) == 300.0
+    with run_deadline(5.0):
+        assert within_run(300.0) <= 5.0 and within_run(1.0) == 1.0
+        with run_deadline(100.0):  # an inner run cannot outlast the outer one
+            assert within_run(300.0) <= 5.0
+        with run_deadline(0.0):
+            assert within_run(300.0) == 0.0
+        assert 0.0 < within_run(300.0) <= 5.0  # the outer deadline is back
+    assert within_run(300.0) == 300.0
+
+
+def _budgeted_micro() -> tuple[object, Plan]:
+    """36 req/s on one candidate (4 instances) under a power budget that powers 2 and a
+    capex budget: both limits set, demand left unserved."""
+    data = make_data(
+        skus=[sku("a", price_usd=100_000)],
+        candidates=[candidate("c", units={"a": 8}, rates=both("w", 20, 20), power_w=4_000)],
+        demand={"w": 36},
+        power_budget_mw=0.0104,
+        capex_budget_usd=10_000_000,
+    )
+    return data, solve_plan(data, "exact")
+
+
+def test_follow_up_solves_are_skipped_and_say_so_once_the_run_deadline_is_spent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With no time left, lifting a limit, a comparison fleet and the unserved diagnosis
+    solve nothing: each says the time limit was spent instead of answering wrongly."""
+    import planner.plan_read
+    from planner.plan_read import explain_unserved
+    from planner.planning import comparison_fleets, limit_savings
+    from planner.solve import TIME_SPENT, run_deadline
+
+    data, plan = _budgeted_micro()
+    assert plan.unserved_rps == pytest.approx(18.0, rel=1e-6)
+
+    def no_solve(*_a: object, **_k: object) -> None:
+        raise AssertionError("solved after the deadline")
+
+    monkeypatch.setattr(planner.plan_read, "solve_plan", no_solve)
+    profile = load_profile("exact")
+    with run_deadline(0.0):
+        rows = limit_savings(plan, data, profile)
+        why = explain_unserved(plan, data, profile)
+    assert {r["row"] for r in rows} == {"power_budget_mw", "capex_budget_usd"}
+    assert all(r["binds"] is None and r["note"] == TIME_SPENT for r in rows)
+    assert list(why["cause"]) == ["unexplained"] and TIME_SPENT in why["detail"].iloc[0]
+
+    # A mix: one unit of "a" (a GPU, supply-capped) and the rest on "b": every simpler
+    # fleet needs a solve of its own.
+    two = make_data(
+        skus=[sku("a", price_usd=100_000, cap_units=1), sku("b", price_usd=90_000)],
+        candidates=[
+            candidate("ca", units={"a": 8}, rates=both("w", 20, 20)),
+            candidate("cb", units={"b": 8}, rates=both("w", 10, 10)),
+        ],
+        demand={"w": 36},
+    )
+    mixed_plan = solve_plan(two, "exact")
+    assert set(mixed_plan.purchases["sku"]) == {"a", "b"}
+    kinds = SimpleNamespace(
+        hardware={"a": SimpleNamespace(kind="gpu"), "b": SimpleNamespace(kind="lpu")}
+    )
+    with run_deadline(0.0):
+        fleets = {r["fleet"]: r for r in comparison_fleets(mixed_plan, two, kinds, profile)}
+    assert set(fleets) == {"this plan", "GPU only", "best single SKU"}
+    for name in ("GPU only", "best single SKU"):
+        assert fleets[name]["status"] == "skipped" and fleets[name]["note"] == TIME_SPENT
+        assert fleets[name]["total_cost_usd"] is None
+
+
+def test_planner_plan_keeps_its_plan_and_names_what_the_time_limit_left_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With follow-ups ruled out (as when the plan's MIP uses the whole --time-limit), the
+    plan is the one a full run finds, verified, and the output names each limit and
+    comparison it could not re-solve."""
+    import planner.solve
+    from planner.solve import TIME_SPENT
+
+    demand = write_demand(tmp_path, small_rows())
+    args = ["plan", str(demand), "--no-write", "--power-budget-mw", "0.5",
+            "--capex-budget-usd", "1e8", "--solver-profile", "exact"]  # fmt: skip
+    full = CliRunner().invoke(app, [*args, "--format", "json"])
+    monkeypatch.setattr(planner.solve, "FOLLOW_UP_MIN_S", 1e9)
+    cut = CliRunner().invoke(app, [*args, "--format", "json"])
+    assert full.exit_code == cut.exit_code == 0, cut.output
+    a, b = json.loads(full.stdout), json.loads(cut.stdout)
+    assert a["objective"] == b["objective"] and a["status"] == b["status"] == "optimal"
+    lifted = [r for r in b["inputs"]["binding"] if "saving_if_lifted_usd" in r]
+    assert {r["row"] for r in lifted} == {"power_budget_mw", "capex_budget_usd"}
+    assert all(r["note"] == TIME_SPENT for r in lifted)
+    assert all(r["note"] != TIME_SPENT for r in a["inputs"]["binding"])
+    table = CliRunner().invoke(app, args)
+    assert table.exit_code == 0
+    text = " ".join(table.stdout.split())
+    assert f"power budget (MW per period): {TIME_SPENT}" in text
+    assert "verify: passed" in text

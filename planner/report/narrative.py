@@ -154,7 +154,9 @@ def _savings_sentence(view: PlanView) -> str:
         if name == "this plan":
             continue
         cost, lost = c.get("total_cost_usd"), float(c.get("unserved_rps") or 0.0)
-        if cost is None or c.get("status") not in ("optimal", "feasible_at_limit"):
+        if c.get("status") == "skipped":
+            parts.append(f"{name}: {c.get('note')}")
+        elif cost is None or c.get("status") not in ("optimal", "feasible_at_limit"):
             parts.append(f"{name}: no plan ({c.get('status')})")
         elif lost > mine_lost + 1e-6:
             parts.append(f"{name} leaves {lost - mine_lost:.3g} req/s more unserved")
