@@ -222,6 +222,7 @@ def register(app: typer.Typer) -> None:
         pue: Annotated[float | None, Opt("--pue")] = None,
         electricity_usd_per_kwh: Annotated[float | None, Opt("--electricity-usd-per-kwh")] = None,
         cost_basis: Annotated[str | None, Opt("--cost-basis", help="horizon (cash) or amortized")] = None,
+        hosting_basis: Annotated[str | None, Opt("--hosting-basis", help="in_use (kW drawn) or installed (kW of every chip in service)")] = None,
         solver_profile: Annotated[str | None, Opt("--solver-profile", help="default, fast, exact, or a YAML path")] = None,
         time_limit: Annotated[float | None, Opt("--time-limit", help="solver seconds for the run: the plan's MIP may use all of them; the re-solves that explain it (limits lifted, comparison fleets, the unserved diagnosis) share what it leaves")] = None,
         out_dir: Annotated[Path | None, Opt("--out", help="output folder (new or empty)")] = None,
@@ -250,7 +251,7 @@ def register(app: typer.Typer) -> None:
             path, sc = _scenario(demand, scenario, {
                 "objective": objective, "power_budget_mw": power_budget_mw, "capex_budget_usd": capex_budget_usd,
                 "pue": pue, "electricity_usd_per_kwh": electricity_usd_per_kwh, "cost_basis": cost_basis,
-                "solver_profile": solver_profile, "time_limit_s": time_limit,
+                "hosting_basis": hosting_basis, "solver_profile": solver_profile, "time_limit_s": time_limit,
                 "pruning": pruning, "exhaustive": exhaustive or None,
             })  # fmt: skip
             if pareto:

@@ -19,7 +19,9 @@ Modelling decisions (the "why" a reader needs):
   power, so they pay no energy or hosting and do not count against the power budget or
   the power objective; every rented chip must then be in use. "facility" (leased racks in
   our hall) counts them like owned chips. Energy and hosting are charged on facility power.
-* Hosting is charged per kW of facility power in use (IT x PUE) per month of 730 h.
+* Hosting is charged per kW per month of 730 h: by default (`hosting_basis` "in_use") on
+  facility power in use (IT x PUE); with "installed" on the all-in power of every chip in
+  service, busy or idle (`e_installed_mw`: colocation billed on provisioned kW).
 * Energy = facility MW x 1000 x hours x the period's energy_load_factor x USD/kWh: sizing
   uses the peak rate, energy the mean-over-peak ratio.
 * Capex, "horizon" basis: price x units when paid (the purchase period). "amortized"
@@ -896,6 +898,26 @@ def define_capex_budget(m: pyo.ConcreteModel, s: ModelSets) -> None:
         )
 
 
+def _installed_mw(m: pyo.ConcreteModel, s: ModelSets) -> Any:
+    """e_installed_mw[t]: facility MW of every chip in service at t, busy or idle (owned,
+    and rented with rented_power "facility"), at its all-in watts x PUE: what hosting
+    basis "installed" charges. It is never below e_power_mw, since the chips in use are
+    among them (c_instances_fit_fleet)."""
+    mw_per_chip = {h: s.all_in_w_h[h] * s.settings.pue / 1e6 for h in s.all_in_w_h}
+    owned_t = _group_by_period(s.fleet_ht)
+    rented_t = _group_by_period(s.rent_ht if s.settings.rented_power == "facility" else [])
+
+    def installed(m: pyo.ConcreteModel, t: str) -> object:
+        owned, rented = owned_t.get(t, ()), rented_t.get(t, ())
+        return _linear(
+            [*(mw_per_chip[h] for h in owned), *(mw_per_chip[h] for h in rented)],
+            [*(m.v_fleet[h, t] for h in owned), *(m.v_rent[h, t] for h in rented)],
+        )
+
+    m.e_installed_mw = pyo.Expression(s.periods, rule=installed)
+    return m.e_installed_mw
+
+
 def define_cost_expressions(m: pyo.ConcreteModel, s: ModelSets) -> None:
     """Per-period cost components in USD: capex (by basis), rental, energy, hosting."""
     st = s.settings
@@ -926,8 +948,9 @@ def define_cost_expressions(m: pyo.ConcreteModel, s: ModelSets) -> None:
     usd_per_mw_hosting = {
         t: 1000.0 * st.hosting_usd_per_kw_month * s.hours_t[t] / HOURS_PER_MONTH for t in s.periods
     }
+    hosted_mw = m.e_power_mw if st.hosting_basis == "in_use" else _installed_mw(m, s)
     m.e_hosting_usd = pyo.Expression(
-        s.periods, rule=lambda m, t: usd_per_mw_hosting[t] * m.e_power_mw[t]
+        s.periods, rule=lambda m, t: usd_per_mw_hosting[t] * hosted_mw[t]
     )
     m.e_cost_usd = pyo.Expression(
         expr=pyo.quicksum(

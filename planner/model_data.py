@@ -36,6 +36,7 @@ HOURS_PER_MONTH = 730.0  # hosting is priced per kW-month
 Objective = Literal["cost", "power"]
 RentedPower = Literal["provider", "facility"]
 CostBasis = Literal["horizon", "amortized"]
+HostingBasis = Literal["in_use", "installed"]
 
 # Speculative decoding: the draft lengths k (tokens drafted per verify step) to enumerate.
 # With acceptance a = 0.7 a step emits 1.7 (k = 1) to 2.9 (k = 5) tokens; past 5 each extra
@@ -60,6 +61,11 @@ class Settings(BaseModel):
     pue: float = Field(default=1.3, gt=1.0, le=3.0)  # estimate: modern liquid-cooled halls 1.1-1.4
     electricity_usd_per_kwh: float = Field(default=0.08, ge=0)  # estimate: US industrial tariff
     hosting_usd_per_kw_month: float = Field(default=130.0, ge=0)  # estimate: wholesale colo
+    # What hosting is charged on. "in_use": the facility power the instances draw (a hall
+    # billed on metered use). "installed": the all-in power of every chip in service, busy
+    # or idle (colocation billed on provisioned kW; rented chips too with rented_power
+    # "facility"), so a unit bought early or left idle pays for its space.
+    hosting_basis: HostingBasis = "in_use"
     # Fraction of an instance's time budget usable in planning: headroom for failures,
     # bursts inside the period and rebalancing. Prefill rates already include queueing.
     util_max: float = Field(default=0.9, gt=0, le=1)

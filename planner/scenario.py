@@ -39,6 +39,7 @@ class Scenario(BaseModel):
     pue: float = Field(default=1.3, gt=1.0, le=3.0)
     electricity_usd_per_kwh: float = Field(default=0.08, ge=0)
     hosting_usd_per_kw_month: float = Field(default=130.0, ge=0)
+    hosting_basis: Literal["in_use", "installed"] = "in_use"  # see model_data.Settings
     util_max: float = Field(default=0.9, gt=0, le=1)
     power_budget_mw: float | None = Field(default=None, gt=0)
     capex_budget_usd: float | None = Field(default=None, ge=0)
@@ -85,7 +86,8 @@ class Scenario(BaseModel):
         return Settings(
             objective=self.objective, cost_basis=self.cost_basis, pue=self.pue,
             electricity_usd_per_kwh=self.electricity_usd_per_kwh,
-            hosting_usd_per_kw_month=self.hosting_usd_per_kw_month, util_max=self.util_max,
+            hosting_usd_per_kw_month=self.hosting_usd_per_kw_month,
+            hosting_basis=self.hosting_basis, util_max=self.util_max,
             power_budget_mw=self.power_budget_mw, capex_budget_usd=self.capex_budget_usd,
             capex_budget_usd_per_period=self.capex_budget_usd_per_period,
             allow_rent=self.allow_rent, rented_power=self.rented_power,

@@ -340,6 +340,17 @@ def _check_fleet(
                  f"{sku} {t}: instances use {used:g} chips, owned + rented is {have:g}")  # fmt: skip
 
 
+def _installed_mw(plan: Any, catalog: Catalog, settings: Any) -> dict[str, float]:
+    """Facility MW of every chip in service per period (hosting basis "installed"): owned
+    chips, and rented ones with rented_power "facility", at the catalog's all-in watts."""
+    out: dict[str, float] = defaultdict(float)
+    for f in plan.fleet.itertuples():
+        chips = f.owned_chips + (f.rented_chips if settings.rented_power == "facility" else 0.0)
+        watts = catalog.hardware[f.sku].power.all_in_w_per_chip.value
+        out[f.period] += chips * watts * settings.pue / 1e6
+    return out
+
+
 def _check_costs(
     plan: Any, catalog: Catalog, settings: Any, periods: list[str], hours: dict,
     load_factor: dict, v: Verification,
@@ -348,6 +359,7 @@ def _check_costs(
     power = (
         plan.power.set_index("period")["facility_mw"] if len(plan.power) else pd.Series(dtype=float)
     )
+    installed_mw = _installed_mw(plan, catalog, settings)
     paid: dict[str, float] = defaultdict(float)
     for b in plan.purchases.itertuples():
         price = catalog.hardware[b.sku].purchase.price_usd
@@ -362,7 +374,10 @@ def _check_costs(
         c = costs.loc[t]
         mw = float(power.get(t, 0.0))
         energy = mw * 1000.0 * hours[t] * load_factor[t] * settings.electricity_usd_per_kwh
-        hosting = mw * 1000.0 * settings.hosting_usd_per_kw_month * hours[t] / HOURS_PER_MONTH
+        hosted_mw = mw if settings.hosting_basis == "in_use" else installed_mw.get(t, 0.0)
+        hosting = (
+            hosted_mw * 1000.0 * settings.hosting_usd_per_kw_month * hours[t] / HOURS_PER_MONTH
+        )
         if settings.cost_basis == "horizon":
             v.expect("capex", _close(float(c["capex_usd"]), paid[t], abs_=1e-3),
                      f"{t}: plan capex {c['capex_usd']:,.2f} USD, catalog prices give {paid[t]:,.2f}")  # fmt: skip

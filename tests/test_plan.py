@@ -280,3 +280,28 @@ def test_nothing_to_explain() -> None:
     plan = solve_plan(data, EXACT)
     if plan.unserved.empty:
         assert explain_unserved(plan, data, EXACT).empty
+
+
+# -- hosting basis ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("basis", "hosted_kw"), [("in_use", 8.0), ("installed", 16.0)])
+def test_hosting_is_charged_on_power_in_use_or_on_every_chip_installed(
+    basis: str, hosted_kw: float
+) -> None:
+    """10 req/s need one instance of 8 chips (half its time at 40 + 40 req/s; 8 kW all-in),
+    but units come in 16 chips.
+    In use: 8 kW x PUE 1.3 x 130 USD/kW-month over one month (730 h) = 1,352 USD.
+    Installed: the idle half of the unit is hosted too, 16 kW: 2,704 USD. Energy is
+    charged on power in use either way."""
+    data = make_data(
+        skus=[sku("g", chips_per_unit=16, price_usd=100_000, w_per_chip=1_000)],
+        candidates=[candidate("c8", units={"g": 8}, rates=both("w", 40, 40), power_w=8_000)],
+        demand={"w": 10},
+        hosting_basis=basis,
+    )
+    plan = solve_plan(data, EXACT)
+    (cost,) = plan.costs.itertuples()
+    assert plan.instances["count"].sum() == 1 and plan.purchases["units"].sum() == 1
+    assert cost.hosting_usd == pytest.approx(hosted_kw * 1.3 * 130.0)
+    assert cost.energy_usd == pytest.approx(8.0 * 1.3 * 730 * 0.08)

@@ -803,3 +803,16 @@ def test_planner_plan_keeps_its_plan_and_names_what_the_time_limit_left_out(
     text = " ".join(table.stdout.split())
     assert f"power budget (MW per period): {TIME_SPENT}" in text
     assert "verify: passed" in text
+
+
+def test_hosting_every_installed_chip_never_costs_less_and_verifies(tmp_path: Path) -> None:
+    """Installed chips draw at least the power of those in use, so charging hosting on all
+    of them never lowers the optimum; verify re-derives either charge from the catalog."""
+    # Bought, not rented: rented chips (rented_power "provider") pay no hosting at all.
+    in_use, base = plan_cost(tmp_path, small_rows(), allow_rent=False)
+    installed, run = plan_cost(tmp_path, small_rows(), hosting_basis="installed", allow_rent=False)
+    assert installed >= in_use * (1 - 1e-9)
+    assert run.plan.settings.hosting_basis == "installed"
+    # Whole units leave chips idle: they are hosted too, and verify agreed with the charge.
+    assert run.plan.costs["hosting_usd"].sum() > base.plan.costs["hosting_usd"].sum() > 0
+    assert run.verification.checks["hosting"] == len(run.plan.costs)

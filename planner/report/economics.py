@@ -7,9 +7,10 @@ workloads in three steps, so that the attributed costs add up exactly to the pla
    tau(w,c,t) = sum over phases of load_rps / rate_rps instance-equivalents busy. Its share
    of c is tau(w,c,t) / sum_w tau(w,c,t): idle capacity of c is charged pro rata to the
    workloads that use c.
-2. Energy and hosting are proportional to the power of the instances deployed
-   (count x power_w, exactly as the planner charges them); each candidate's part goes to
-   workloads by the shares of step 1.
+2. Energy and hosting are split by the power of the instances deployed (count x
+   power_w, as the planner charges them; with hosting basis "installed" the hosting of
+   idle chips is split the same way); each candidate's part goes to workloads by the
+   shares of step 1.
 3. Capex and rentals are per SKU: capex of period t is split over SKUs by what was paid
    for each in t (horizon basis) or by the value of the purchased chips in service
    (amortized basis), rentals by each SKU's rental cost. A SKU's cost goes to workloads by

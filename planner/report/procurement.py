@@ -113,7 +113,12 @@ def fleet_schedule_table(view: PlanView) -> ReportTable:
         "Fleet in service per period",
         frame,
         note="used = chips in the instances the plan deploys; idle owned chips are assumed "
-        "powered down (no energy, no hosting).",
+        + (
+            "powered down (no energy, no hosting)."
+            if view.plan.settings.hosting_basis == "in_use"
+            else "powered down (no energy), but hosted: hosting is charged on every chip in "
+            "service (hosting basis installed)."
+        ),
         empty_text="No fleet.",
     )
 

@@ -41,7 +41,9 @@ def settings_table(view: PlanView) -> ReportTable:
         _row("cost basis", st.cost_basis),
         _row("PUE", st.pue, "", "facility power = IT power x PUE"),
         _row("electricity", st.electricity_usd_per_kwh, "USD/kWh"),
-        _row("hosting", st.hosting_usd_per_kw_month, "USD/kW-month", "per kW of facility power in use"),
+        _row("hosting", st.hosting_usd_per_kw_month, "USD/kW-month",
+             "per kW of facility power in use" if st.hosting_basis == "in_use"
+             else "per kW of all-in power installed (every chip in service, busy or idle)"),
         _row("utilization cap", st.util_max, "fraction", "busy share of an instance's time"),
         _row("power budget", st.power_budget_mw, "MW", "facility, per period"),
         _row("peak power cap", st.peak_power_cap_mw, "MW"),
