@@ -551,6 +551,11 @@ def comparison_fleets(
             "skus": sorted(set(p.purchases["sku"]) | set(p.rentals["sku"])) if ok else [],
         }  # fmt: skip
 
+    def skipped(label: str) -> dict[str, Any]:
+        """A fleet the run's time limit left no time to solve (planner.solve.run_deadline)."""
+        return {"fleet": label, "status": "skipped", "total_cost_usd": None,
+                "peak_facility_mw": None, "unserved_rps": None, "skus": [], "note": TIME_SPENT}  # fmt: skip
+
     this = row("this plan", plan)
     rows = [this]
     fleet = plan.fleet
@@ -572,6 +577,8 @@ def comparison_fleets(
         # restricted optimum (within the same gap) without a second solve.
         if proven and used <= skus:
             return this, -math.inf
+        if not time_for_follow_up(profile):
+            return skipped(""), math.inf
         m = the_model()
         cost = data.settings.objective == "cost"
         with only_skus(m, data, skus):
@@ -609,29 +616,20 @@ def comparison_fleets(
         bound = lp_optimum(restricted_cm, profile, profile.time_limit_s)
         return -math.inf if bound is None else bound
 
-    def skipped(label: str) -> dict[str, Any]:
-        return {"fleet": label, "status": "skipped", "total_cost_usd": None,
-                "peak_facility_mw": None, "unserved_rps": None, "skus": [], "note": TIME_SPENT}  # fmt: skip
-
     all_skus = set(data.skus.index)
     gpus = {s for s in all_skus if catalog.hardware[s].kind == "gpu"}
     if gpus and gpus != all_skus:
-        in_plan = proven and used <= gpus  # no solve needed
-        rows.append(
-            {**restricted(gpus)[0], "fleet": "GPU only"}
-            if in_plan or time_for_follow_up(profile)
-            else skipped("GPU only")
-        )
+        rows.append({**restricted(gpus)[0], "fleet": "GPU only"})
     bounds = {s: lp_bound({s}) for s in sorted(all_skus)}
     best: tuple[float, str, dict[str, Any]] | None = None
     stopped = False
     for s in sorted(all_skus, key=lambda s: (bounds[s], s)):
         if best is not None and bounds[s] >= best[0]:
             break  # this and every later SKU's optimum is no better than the best
-        if not (proven and used <= {s}) and not time_for_follow_up(profile):
+        found, objective = restricted({s})
+        if found["status"] == "skipped":
             stopped = True  # the SKUs not tried might have been cheaper: say so
             break
-        found, objective = restricted({s})
         if found["total_cost_usd"] is not None and (best is None or objective < best[0]):
             best = (objective, s, found)
     if best is not None:
@@ -692,21 +690,18 @@ def limit_savings(plan: Plan, data: Any, profile: SolverProfile) -> list[dict[st
     def saving_of(lifted: Plan) -> float:
         return base_obj - (lifted.total_cost_usd + lifted.penalty_usd_per_rps * lifted.unserved_rps)
 
-    def row(field_name: str, label: str, lifted: Plan) -> dict[str, Any]:
+    def row(field_name: str, label: str, lifted: Plan | None) -> dict[str, Any]:
+        """The limit's row; lifted None: its re-solve did not run (the time limit)."""
+        head = {"constraint": label, "row": field_name, "index": "", "unit": "USD",
+                "limit": getattr(data.settings, field_name)}  # fmt: skip
+        if lifted is None:
+            return {**head, "binds": None, "saving_if_lifted_usd": None,
+                    "unserved_rps_if_lifted": None, "note": TIME_SPENT}  # fmt: skip
         saving = saving_of(lifted)
         return {
-            "constraint": label, "row": field_name, "index": "", "unit": "USD",
-            "limit": getattr(data.settings, field_name),
-            "binds": saving > _binding_usd(base_obj), "saving_if_lifted_usd": saving,
-            "unserved_rps_if_lifted": lifted.unserved_rps, "note": _lift_note(plan, lifted, saving)
-            + _unproven(lifted),
-        }  # fmt: skip
-
-    def skipped(field_name: str, label: str) -> dict[str, Any]:
-        return {
-            "constraint": label, "row": field_name, "index": "", "unit": "USD",
-            "limit": getattr(data.settings, field_name), "binds": None,
-            "saving_if_lifted_usd": None, "unserved_rps_if_lifted": None, "note": TIME_SPENT,
+            **head, "binds": saving > _binding_usd(base_obj), "saving_if_lifted_usd": saving,
+            "unserved_rps_if_lifted": lifted.unserved_rps,
+            "note": _lift_note(plan, lifted, saving) + _unproven(lifted),
         }  # fmt: skip
 
     if len(set_limits) > 1 and time_for_follow_up(profile):
@@ -720,7 +715,7 @@ def limit_savings(plan: Plan, data: Any, profile: SolverProfile) -> list[dict[st
     out = []
     for field_name, label in set_limits:
         if not time_for_follow_up(profile):
-            out.append(skipped(field_name, label))
+            out.append(row(field_name, label, None))
             continue
         lifted = lift([field_name])
         if lifted.has_solution:

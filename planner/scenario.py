@@ -15,7 +15,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from planner.catalog import Basis, Catalog, Sourced
 from planner.errors import InputProblem, PlannerInputError, named_in, unknown_id
-from planner.model_data import SPEC_DRAFT_TOKENS, DraftLengths, RentedPower, Settings
+from planner.model_data import (
+    SPEC_DRAFT_TOKENS,
+    DraftLengths,
+    HostingBasis,
+    RentedPower,
+    Settings,
+)
 from planner.yamlio import safe_load
 
 
@@ -39,7 +45,7 @@ class Scenario(BaseModel):
     pue: float = Field(default=1.3, gt=1.0, le=3.0)
     electricity_usd_per_kwh: float = Field(default=0.08, ge=0)
     hosting_usd_per_kw_month: float = Field(default=130.0, ge=0)
-    hosting_basis: Literal["in_use", "installed"] = "in_use"  # see model_data.Settings
+    hosting_basis: HostingBasis = "in_use"  # see model_data.Settings
     util_max: float = Field(default=0.9, gt=0, le=1)
     power_budget_mw: float | None = Field(default=None, gt=0)
     capex_budget_usd: float | None = Field(default=None, ge=0)

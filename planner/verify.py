@@ -359,7 +359,8 @@ def _check_costs(
     power = (
         plan.power.set_index("period")["facility_mw"] if len(plan.power) else pd.Series(dtype=float)
     )
-    installed_mw = _installed_mw(plan, catalog, settings)
+    installed = settings.hosting_basis == "installed"
+    installed_mw = _installed_mw(plan, catalog, settings) if installed else {}
     paid: dict[str, float] = defaultdict(float)
     for b in plan.purchases.itertuples():
         price = catalog.hardware[b.sku].purchase.price_usd
@@ -374,7 +375,7 @@ def _check_costs(
         c = costs.loc[t]
         mw = float(power.get(t, 0.0))
         energy = mw * 1000.0 * hours[t] * load_factor[t] * settings.electricity_usd_per_kwh
-        hosted_mw = mw if settings.hosting_basis == "in_use" else installed_mw.get(t, 0.0)
+        hosted_mw = installed_mw.get(t, 0.0) if installed else mw
         hosting = (
             hosted_mw * 1000.0 * settings.hosting_usd_per_kw_month * hours[t] / HOURS_PER_MONTH
         )

@@ -816,3 +816,36 @@ def test_hosting_every_installed_chip_never_costs_less_and_verifies(tmp_path: Pa
     # Whole units leave chips idle: they are hosted too, and verify agreed with the charge.
     assert run.plan.costs["hosting_usd"].sum() > base.plan.costs["hosting_usd"].sum() > 0
     assert run.verification.checks["hosting"] == len(run.plan.costs)
+
+
+def test_pareto_points_share_the_time_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--pareto N under --time-limit S: each point is solved with at most an equal share of
+    what is left of S when it starts, so no point's solve can end past S."""
+    import time
+
+    import planner.plan_read
+    from planner.planning import trace_pareto
+
+    calls: list[tuple[float, float, float]] = []  # (clock at the call, its limit, clock after)
+    real = planner.plan_read.solve_plan
+
+    def spy(data: object, profile: object) -> Plan:
+        started = time.perf_counter()
+        plan = real(data, profile)  # type: ignore[arg-type]
+        calls.append((started, profile.time_limit_s, time.perf_counter()))  # type: ignore[attr-defined]
+        return plan
+
+    monkeypatch.setattr(planner.plan_read, "solve_plan", spy)
+    sc = Scenario(allowed_skus=SKUS, time_limit_s=20.0, allow_rent=False)  # owned: power to trade
+    table = trace_pareto(write_demand(tmp_path, small_rows()), sc, 4, catalog=CATALOG)
+    assert len(calls) == len(table) == 4
+    # The deadline (S after a moment before the first call) and each share (taken after the
+    # previous solve ended): the first point gets at most S / 4, each later one at most an
+    # equal share of S less the time up to the end of the point before it.
+    assert calls[0][1] <= 20.0 / 4
+    first = calls[0][0]
+    for (_, limit, _), (_, _, ended), left in zip(calls[1:], calls, (3, 2, 1), strict=False):
+        assert limit <= (20.0 - (ended - first)) / left
+    assert calls[-1][1] > calls[0][1]  # quick early points leave the later ones more
