@@ -296,6 +296,15 @@ def lp_optimum(cm: CompiledModel, profile: SolverProfile, seconds: float) -> flo
     return float(lp.getInfo().objective_function_value) / objective_scale(cm)
 
 
+def has_integer_solution(cm: CompiledModel, profile: SolverProfile, seconds: float) -> bool:
+    """Whether HiGHS finds a feasible integer solution of `cm` within `seconds`. With no
+    objective (cost zero) the first solution found is optimal and ends the run."""
+    h = make_highs(cm, profile, integral=True, log=False)
+    _run(h, seconds)
+    feasible = highspy.SolutionStatus.kSolutionStatusFeasible
+    return h.getInfo().primal_solution_status == feasible
+
+
 def _objective_is_power(model: pyo.ConcreteModel) -> bool:
     return hasattr(model, "o_power") and model.o_power.active
 

@@ -22,7 +22,13 @@ from planner.formulation import build_model
 from planner.plan import Plan
 from planner.plan_read import solve_plan
 from planner.planning import Scenario, cheapest_at_shortfall, run_planning
-from planner.shortfall import cost_per_column, least_unserved_bound, solve_arrays
+from planner.shortfall import (
+    cost_per_column,
+    least_unserved_bound,
+    least_unserved_then_cheapest,
+    serves_everything,
+    solve_arrays,
+)
 from planner.solve import compile_model, load_profile
 
 CATALOG = load_catalog()
@@ -609,6 +615,45 @@ def test_a_shortfall_only_integrality_causes_is_proven_period_by_period() -> Non
     assert split.unserved_rps == pytest.approx(short, rel=1e-6)
     assert whole.unserved_rps == pytest.approx(short, rel=1e-6)
     assert split.total_cost_usd == pytest.approx(whole.total_cost_usd, rel=1e-6)
+    assert not serves_everything(cm, unserved, profile)
+
+
+@pytest.mark.parametrize("instances_powered", [2.0, 1.9])
+def test_the_per_period_shortfall_check_runs_only_where_no_plan_serves_everything(
+    monkeypatch: pytest.MonkeyPatch, instances_powered: float
+) -> None:
+    """Demand 6 req/s needs 2 whole instances per period (one carries 5 x util_max).
+    A budget that powers 2 of them lets a plan serve everything: serves_everything says so
+    and the per-period check is never run; powering 1.9 of them it cannot, and the check
+    runs. Either way the plan is the one the check-first path finds."""
+    from planner import shortfall
+    from planner.model_data import Settings
+
+    data = make_data(
+        skus=[sku("a")],
+        candidates=[candidate("a1", units={"a": 8}, rates=both("w", 10, 10), power_w=4_000.0)],
+        demand={"w": [6.0, 6.0]}, n_periods=2,
+        power_budget_mw=instances_powered * 4_000.0 * Settings().pue / 1e6,
+    )  # fmt: skip
+    profile = load_profile("exact")
+    cm = compile_model(build_model(data))
+    unserved = np.flatnonzero(cm.column_group == "v_unserved")
+    assert serves_everything(cm, unserved, profile) == (instances_powered == 2.0)
+    cost = cost_per_column(build_model(data), cm)
+    checks: list[int] = []
+    real = shortfall._least_unserved_by_period
+    monkeypatch.setattr(
+        shortfall,
+        "_least_unserved_by_period",
+        lambda *a, **k: checks.append(1) or real(*a, **k),
+    )
+    found = least_unserved_then_cheapest(cm, unserved, lambda: cost, profile)
+    assert len(checks) == (0 if instances_powered == 2.0 else 1)
+    monkeypatch.setattr(shortfall, "serves_everything", lambda *a, **k: False)
+    check_first = least_unserved_then_cheapest(cm, unserved, lambda: cost, profile)
+    assert found.x is not None and check_first.x is not None
+    assert found.x[unserved].sum() == pytest.approx(check_first.x[unserved].sum(), abs=1e-6)
+    assert float(cost @ found.x) == pytest.approx(float(cost @ check_first.x), rel=1e-6)
 
 
 def test_colocated_speculative_decoding_serves_on_its_own_and_never_costs_more(
