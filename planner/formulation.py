@@ -529,7 +529,8 @@ def _penalty_and_tie_break(
     Serving 1 request/s of (w, p) on candidate c takes n1 = ceil(1 / (rate x util_max))
     instances. Its cost is bounded by whole purchase units for n1 x chips of every SKU (or
     renting them for the whole horizon, if dearer) plus energy and hosting over the whole
-    horizon; its power by n1 x power x PUE. In each (w, p, t), only candidates that can
+    horizon (with hosting basis "installed", hosting on every chip of those units); its
+    power by n1 x power x PUE. In each (w, p, t), only candidates that can
     exist then and that are on the (USD, MW) per request frontier can be the cheapest route
     left under some limit: a candidate dearer *and* hungrier than another one is never
     needed. The penalty is max(setting, 10 x the largest over (w, t) of the sum over phases
@@ -546,13 +547,22 @@ def _penalty_and_tie_break(
     total_hours = float(data.periods["hours"].sum())
     per = rates[keys].assign(n1=np.ceil(1.0 / (rates["rate_rps"].to_numpy() * st.util_max) - 1e-9))
     hw = per.merge(data.units, on="candidate").merge(
-        data.skus[["chips_per_unit", "unit_price_usd", "rent_usd_per_chip_hour"]],
+        data.skus[["chips_per_unit", "unit_price_usd", "rent_usd_per_chip_hour", "all_in_w_per_chip"]],
         left_on="sku",
         right_index=True,
-    )
+    )  # fmt: skip
     chips = hw["n1"] * hw["chips"]
-    buy = np.ceil(chips / hw["chips_per_unit"] - 1e-9) * hw["unit_price_usd"].fillna(0.0)
+    units = np.ceil(chips / hw["chips_per_unit"] - 1e-9)
+    buy = units * hw["unit_price_usd"].fillna(0.0)
     rent = chips * hw["rent_usd_per_chip_hour"].fillna(0.0) * total_hours
+    if st.hosting_basis == "installed":
+        # Hosting on every chip in service: the route's whole units, idle chips included
+        # (a 4-chip instance on a 72-chip rack hosts the rack), and its rented chips where
+        # they draw facility power. `running` below covers only the instances' own power.
+        usd_per_w = st.pue * st.hosting_usd_per_kw_month / HOURS_PER_MONTH / 1e3 * total_hours
+        buy = buy + units * hw["chips_per_unit"] * hw["all_in_w_per_chip"] * usd_per_w
+        if st.rented_power == "facility":
+            rent = rent + chips * hw["all_in_w_per_chip"] * usd_per_w
     hw_usd = hw.assign(usd=np.maximum(buy, rent)).groupby(keys, sort=False)["usd"].sum()
     power_w = per["candidate"].map(data.candidates["power_w"]).to_numpy(float)
     it_w = per["n1"].to_numpy() * power_w

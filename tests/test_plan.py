@@ -305,3 +305,27 @@ def test_hosting_is_charged_on_power_in_use_or_on_every_chip_installed(
     assert plan.instances["count"].sum() == 1 and plan.purchases["units"].sum() == 1
     assert cost.hosting_usd == pytest.approx(hosted_kw * 1.3 * 130.0)
     assert cost.energy_usd == pytest.approx(8.0 * 1.3 * 730 * 0.08)
+
+
+def test_the_unserved_penalty_outweighs_hosting_a_whole_rack_for_one_small_instance() -> None:
+    """Hosting "installed" charges every chip of a unit bought: one 1-chip instance on a
+    72-chip rack hosts 72 kW (1 kW each) x PUE 1.3 x 10,000 USD/kW-month = 936,000 USD a
+    month, where the instance itself draws 1 kW (13,000 USD), less than a tenth of it per
+    phase. With the user's penalty at 1 USD per req/s, the scaled penalty must still
+    exceed what serving costs, so the plan serves the 1 req/s instead of leaving it
+    unserved to save the rack's hosting."""
+    from planner.formulation import unserved_penalty
+
+    data = make_data(
+        skus=[sku("r", chips_per_unit=72, price_usd=1_000, w_per_chip=1_000)],
+        candidates=[candidate("c1", units={"r": 1}, rates=both("w", 40, 40), power_w=1_000)],
+        demand={"w": 1.0},
+        hosting_basis="installed",
+        hosting_usd_per_kw_month=10_000.0,
+        unserved_penalty_usd_per_rps=1.0,
+    )
+    serving_usd = 1_000 + 72 * 1.3 * 10_000.0 + 1 * 1.3 * 730 * 0.08
+    assert unserved_penalty(data)[0] > serving_usd
+    plan = solve_plan(data, EXACT)
+    assert plan.unserved_rps == pytest.approx(0.0, abs=1e-9)
+    assert plan.objective == pytest.approx(serving_usd, rel=1e-6)
