@@ -200,7 +200,8 @@ def serves_everything(cm: CompiledModel, unserved_cols: np.ndarray, profile: Sol
     benchmark's 40 points with a power budget, none short: 0.24 s for all 40 against
     2.33 s for the check, about 8 % of the sweep's solver time. With rented chips on
     facility power (tighter budgets), 9 of 21 such points certified; the 12 with a real
-    shortfall spent 0.46 s in it (at most 0.13 s each) before the check found it."""
+    shortfall spent about 0.5 s in all in it (at most 0.15 s each) before the check
+    found it."""
     upper = cm.col_upper.copy()
     upper[unserved_cols] = 0.0
     feasibility = dataclasses.replace(cm, cost=np.zeros(cm.n_cols), offset=0.0, col_upper=upper)
