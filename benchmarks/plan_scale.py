@@ -20,7 +20,7 @@ the MIP.
 
 Prints the model size, then the times of: candidates, build (Pyomo), transfer
 (standard-form compile + passModel + write-back), HiGHS (LP relaxation, MIP start,
-packing, support sub-MIP, MIP), total, and the gap; then the floor: the same arrays solved
+packing, per-period improvement or support sub-MIP, MIP), total, and the gap; then the floor: the same arrays solved
 by highspy alone (same procedure), i.e. what the solve costs with no Pyomo at all.
 """
 

@@ -205,11 +205,11 @@ def serves_everything(cm: CompiledModel, unserved_cols: np.ndarray, profile: Sol
     upper = cm.col_upper.copy()
     upper[unserved_cols] = 0.0
     feasibility = dataclasses.replace(cm, cost=np.zeros(cm.n_cols), offset=0.0, col_upper=upper)
-    capped = profile.model_copy(
-        update={"highs_options": {**profile.highs_options, "mip_max_nodes": SERVES_EVERYTHING_MAX_NODES}}
-    )  # fmt: skip
     return has_integer_solution(
-        feasibility, capped, SERVES_EVERYTHING_LIMIT_SHARE * profile.time_limit_s
+        feasibility,
+        profile,
+        SERVES_EVERYTHING_LIMIT_SHARE * profile.time_limit_s,
+        max_nodes=SERVES_EVERYTHING_MAX_NODES,
     )
 
 

@@ -299,10 +299,15 @@ def lp_optimum(cm: CompiledModel, profile: SolverProfile, seconds: float) -> flo
     return float(lp.getInfo().objective_function_value) / objective_scale(cm)
 
 
-def has_integer_solution(cm: CompiledModel, profile: SolverProfile, seconds: float) -> bool:
-    """Whether HiGHS finds a feasible integer solution of `cm` within `seconds`. With no
-    objective (cost zero) the first solution found is optimal and ends the run."""
+def has_integer_solution(
+    cm: CompiledModel, profile: SolverProfile, seconds: float, max_nodes: int | None = None
+) -> bool:
+    """Whether HiGHS finds a feasible integer solution of `cm` within `seconds` (and
+    `max_nodes` branch-and-bound nodes). With no objective (cost zero) the first solution
+    found is optimal and ends the run."""
     h = make_highs(cm, profile, integral=True, log=False)
+    if max_nodes is not None:
+        h.setOptionValue("mip_max_nodes", max_nodes)
     _run(h, seconds)
     feasible = highspy.SolutionStatus.kSolutionStatusFeasible
     return h.getInfo().primal_solution_status == feasible

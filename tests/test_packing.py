@@ -128,18 +128,17 @@ def test_improving_period_by_period_offers_every_candidate_and_holds_purchases()
     assert improve_period_by_period(cm, EXACT, better, time.perf_counter() + 30) is None
 
 
-@pytest.mark.parametrize("seed", [0, 4, 5, 9])
+@pytest.mark.parametrize("seed", [4, 5, 9])
 def test_improving_the_packed_start_never_costs_more(seed: int) -> None:
-    """On seeded random fleets the improvement of the packed start is feasible, keeps its
-    purchases, costs less than it and no less than the exact optimum (seeds 4, 5 and 9
-    improve on it; seed 0 has nothing to improve)."""
+    """On seeded random fleets where the packing leaves a period dearer than it could be
+    (seeds 4, 5 and 9), the improvement is found, is feasible, keeps the purchases, and
+    costs less than the packed start and no less than the exact optimum."""
     data = random_data(seed, n_skus=3, n_cands=6, n_periods=4)
     cm = compile_model(build_model(data))
     x = pack(cm)
     assert x is not None
     better = improve_period_by_period(cm, EXACT, x, time.perf_counter() + 30)
-    if better is None:
-        return  # nothing cheaper per period: the packed start stands
+    assert better is not None
     assert _feasible_or_none(cm, better) is not None
     buys = cm.column_group == "v_buy"
     assert np.array_equal(better[buys], x[buys])
