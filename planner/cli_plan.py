@@ -71,6 +71,25 @@ def new_out_dir(base: Path | None, name: str) -> Path:
     return candidate
 
 
+@contextlib.contextmanager
+def claimed_out_dir(base: Path | None, name: str, no_write: bool) -> Iterator[Path | None]:
+    """The output folder (new_out_dir), claimed before any solving so that a refused --out
+    costs no solve; None with --no-write. If the work inside fails (bad input found while
+    planning, an interrupt), a folder made here that is still empty is removed again, so a
+    failed run leaves nothing behind; one that existed before is left as it was."""
+    if no_write:
+        yield None
+        return
+    existed = base is not None and base.exists()
+    target = new_out_dir(base, name)
+    try:
+        yield target
+    except BaseException:
+        if not existed and target.is_dir() and not any(target.iterdir()):
+            target.rmdir()
+        raise
+
+
 def print_plan(run: Any, out_dir: Path | None) -> None:
     from planner.cli import out
 
@@ -256,13 +275,12 @@ def register(app: typer.Typer) -> None:
             })  # fmt: skip
             if pareto:
                 return _run_pareto(path, sc, pareto, out_dir, fmt, no_write, trace_pareto)
-            # Claim the output folder first: a refused --out costs no solve.
-            target = None if no_write else new_out_dir(out_dir, Path(path).stem)
-            on_solved = worker.draft if worker is not None else None
-            with stage_status() as on_stage:
-                result = run_planning(
-                    path, sc, compare=compare, on_solved=on_solved, on_stage=on_stage
-                )
+            with claimed_out_dir(out_dir, Path(path).stem, no_write) as target:
+                on_solved = worker.draft if worker is not None else None
+                with stage_status() as on_stage:
+                    result = run_planning(
+                        path, sc, compare=compare, on_solved=on_solved, on_stage=on_stage
+                    )
             if target is not None:
                 _write_plan_folder(result, target)
                 if worker is not None:
@@ -357,8 +375,8 @@ def _run_pareto(
 ) -> int:
     from planner.cli import out, print_json
 
-    table = trace(path, sc, n)
-    target = None if no_write else new_out_dir(out_dir, f"{Path(path).stem}-pareto")
+    with claimed_out_dir(out_dir, f"{Path(path).stem}-pareto", no_write) as target:
+        table = trace(path, sc, n)
     if target is not None:
         table.to_csv(target / "pareto.csv", index=False)
     if fmt == "json":
@@ -379,4 +397,4 @@ def _run_pareto(
     )
 
 
-__all__ = ["new_out_dir", "register"]
+__all__ = ["claimed_out_dir", "new_out_dir", "register"]

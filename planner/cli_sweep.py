@@ -43,7 +43,7 @@ def register(app: typer.Typer) -> None:
 
         @guarded
         def run() -> int:
-            from planner.cli_plan import _scenario
+            from planner.cli_plan import _scenario, claimed_out_dir
             from planner.sweep import SweepRequest, parse_axes, run_sweep
 
             _check_format(fmt)
@@ -54,24 +54,26 @@ def register(app: typer.Typer) -> None:
             request = SweepRequest(
                 path, sc, tuple(axes), "grid" if grid else "one-at-a-time", workload
             )
-            with _Progress(enabled=not no_progress) as tell:
+            with (
+                claimed_out_dir(out_dir, f"{Path(path).stem}-sweep", no_write) as target,
+                _Progress(enabled=not no_progress) as tell,
+            ):
                 result = run_sweep(
                     request, workers=workers, executor=executor, address=address, progress=tell
                 )
-            target = None if no_write else _write(result, out_dir, Path(path).stem)
+            if target is not None:
+                _write(result, target)
             _show(result, target, fmt)
             return EXIT_OK if result.ok else EXIT_SOME_FAILED
 
         raise typer.Exit(run() or 0)
 
 
-def _write(result: Any, out_dir: Path | None, stem: str) -> Path:
+def _write(result: Any, target: Path) -> None:
     from planner.cli import err
-    from planner.cli_plan import new_out_dir
     from planner.sweep import write_tables
     from planner.sweep_report import write_report
 
-    target = new_out_dir(out_dir, f"{stem}-sweep")
     write_tables(result, target)
     try:
         write_report(result, target)
@@ -79,7 +81,6 @@ def _write(result: Any, out_dir: Path | None, stem: str) -> Path:
         err.print(
             f"[yellow]charts / summary not written:[/] {type(exc).__name__}: {exc}", highlight=False
         )
-    return target
 
 
 class _Progress:

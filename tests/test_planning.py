@@ -249,6 +249,40 @@ def test_plan_refuses_non_empty_out(tmp_path: Path) -> None:
     assert (out / "keep.txt").read_text() == "user data"
 
 
+def test_a_refused_out_costs_no_solve_and_a_failed_plan_leaves_no_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import planner.planning
+
+    def must_not_run(*args: object, **kwargs: object) -> None:
+        raise AssertionError("solved before the output folder was checked")
+
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "keep.txt").write_text("user data")
+    with monkeypatch.context() as m:
+        m.setattr(planner.planning, "run_planning", must_not_run)
+        m.setattr(planner.planning, "trace_pareto", must_not_run)
+        for extra in ([], ["--pareto", "3"]):
+            res = CliRunner().invoke(app, ["plan", "--out", str(out), *extra])
+            assert res.exit_code == 2 and "never overwritten" in res.output, res.output
+    assert [f.name for f in out.iterdir()] == ["keep.txt"]
+
+    # A demand CSV that is found bad while planning: exit 2, and neither the folder the
+    # run named nor a default one under reports/out is left behind, empty.
+    bad = tmp_path / "bad.csv"
+    bad.write_text("period,workload,model,requests_per_s\n2027Q1,chat,no-such-model,1\n")
+    monkeypatch.chdir(tmp_path)
+    fresh = tmp_path / "fresh"
+    for args in (["plan", str(bad), "--out", str(fresh)], ["plan", str(bad)]):
+        res = CliRunner().invoke(app, args)
+        assert res.exit_code == 2 and "no-such-model" in res.output, res.output
+    assert not fresh.exists()
+    assert not (tmp_path / "reports" / "out").exists() or not any(
+        (tmp_path / "reports" / "out").iterdir()
+    )
+
+
 def test_plan_exit_3_when_unserved(tmp_path: Path) -> None:
     rows = [
         {

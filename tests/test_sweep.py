@@ -512,6 +512,32 @@ def test_cli_writes_tables_charts_and_summary(cli, tmp_path: Path) -> None:
     assert again.exit_code == 2 and "never overwritten" in again.output
 
 
+def test_cli_checks_out_before_sweeping_and_leaves_no_folder_on_bad_input(
+    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import planner.sweep
+
+    def must_not_run(*args: object, **kwargs: object) -> None:
+        raise AssertionError("swept before the output folder was checked")
+
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "keep.txt").write_text("user data")
+    with monkeypatch.context() as m:
+        m.setattr(planner.sweep, "run_sweep", must_not_run)
+        result = _run(
+            cli, str(DEMAND), "--vary", "tpot_ms=10,20", "--out", str(out), "--no-progress"
+        )
+        assert result.exit_code == 2 and "never overwritten" in result.output, result.output
+    assert [f.name for f in out.iterdir()] == ["keep.txt"]
+    # an unknown --workload is found while sweeping: exit 2, and the folder is not left
+    fresh = tmp_path / "fresh"
+    result = _run(cli, str(DEMAND), "--vary", "tpot_ms=10,20", "--workload", "no-such-workload",
+                  "--out", str(fresh), "--no-progress")  # fmt: skip
+    assert result.exit_code == 2 and "no-such-workload" in result.output, result.output
+    assert not fresh.exists()
+
+
 def test_cli_json_and_failed_points_exit_4(cli, tmp_path: Path) -> None:
     scenario = tmp_path / "sc.yaml"
     scenario.write_text(f"allowed_skus: {SKUS}\ntime_limit_s: 20\n")
