@@ -66,6 +66,9 @@ class Outcome:
     cm: CompiledModel | None = None
     # Least unserved per period position, where the first stage solved period by period.
     periods: dict[int, float] | None = None
+    # A sweep point that took a looser point's answer (sweep_model.reuse): the looser
+    # point's arrays. Only their limits can bind: the same plan is optimal under them.
+    solved_in: CompiledModel | None = None
 
     @property
     def has_solution(self) -> bool:

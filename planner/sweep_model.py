@@ -801,4 +801,4 @@ def reuse(target: Applied, solved: Applied, out: Outcome) -> Outcome | None:
         return None
     if not all(feasible_in(target.cm, solved.cm, x) for x in out.stages):
         return None
-    return dataclasses.replace(out, solve_s=0.0)
+    return dataclasses.replace(out, solve_s=0.0, solved_in=out.solved_in or solved.cm)

@@ -16,6 +16,7 @@ from planner.candidates import serving_topology
 from planner.model_data import PlanningData
 from planner.plan_read import rounded_off
 from planner.shortfall import UNSERVED_TOL_RPS, Outcome
+from planner.solve import CompiledModel
 from planner.sweep_model import Applied
 
 PHASES = ("prefill", "decode")
@@ -113,20 +114,23 @@ class RowReader:
             opex_usd=rental + energy + hosting, rental_usd=rental, energy_usd=energy,
             hosting_usd=hosting, peak_facility_mw=rounded_off(float(np.max(t.power_mw_t @ x, initial=0.0))),
             unserved_rps=unserved,
-            binding=self.binding(applied, out.first_x if out.first_x is not None else x, unserved),
+            binding=self.binding(out.solved_in or applied.cm,
+                                 out.first_x if out.first_x is not None else x, unserved),
         )  # fmt: skip
         row.update(self.fleet(x))
         row.update(self.placement(x, workloads))
         return row
 
-    def binding(self, applied: Applied, x: np.ndarray, unserved: float) -> str:
-        """Limits at (or near) their bound: less headroom left, in some period, than one
-        more of the largest step the row can take (an instance's MW, a unit's price), so
-        the limit shapes the plan. Read on the most-served solution when demand is short.
-        Also supply caps bought out, and unserved demand. (Exact attribution would take a
-        re-solve with each limit lifted, as `planner plan` does; a sweep with the limit's
-        "none" value shows the same by comparing rows.)"""
-        cm = applied.cm
+    def binding(self, cm: CompiledModel, x: np.ndarray, unserved: float) -> str:
+        """Limits at (or near) their bound in the arrays `cm` the plan was solved in: less
+        headroom left, in some period, than one more of the largest step the row can take
+        (an instance's MW, a unit's price), so the limit shapes the plan. Read on the
+        most-served solution when demand is short. Also supply caps bought out, and
+        unserved demand. A point that took a looser point's answer is read against the
+        looser point's limits (Outcome.solved_in): a budget the plan also meets with
+        none in force costs nothing, however little headroom it leaves. (Exact
+        attribution would take a re-solve with each limit lifted, as `planner plan` does;
+        a sweep with the limit's "none" value shows the same by comparing rows.)"""
         found = set()
         for label, r, pos, cols in self.limits:
             upper = float(cm.row_upper[r])

@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 from planner.catalog import load_catalog
 from planner.errors import PlannerInputError
 from planner.planning import Scenario, prepare, run_planning
-from planner.report.sweep_charts import pareto_front, silicon_changes, sweep_charts
+from planner.report.sweep_charts import frontiers, pareto_front, silicon_changes, sweep_charts
 from planner.sweep import (
     TIMING_COLUMNS,
     SweepRequest,
@@ -373,6 +373,23 @@ def test_a_tighter_budget_reuses_a_looser_answer_only_where_it_fits(
         assert rows.loc[5.0, "objective"] == pytest.approx(plan.objective, rel=GAP)
 
 
+def test_a_budget_the_unbudgeted_plan_meets_never_binds(catalog, base: Scenario) -> None:
+    """A budget a hair above the unbudgeted plan's peak leaves less headroom than one more
+    instance, but the plan is the same as with no budget (the point takes its answer), so
+    the budget costs nothing: it is not listed as binding. 0.02 MW leaves demand unserved
+    (test_a_shortfall_point_equals_a_single_plan) and is listed."""
+    peak = float(sweep(catalog, base, ["power_budget_mw=none"])["peak_facility_mw"].iloc[0])
+    table = sweep(catalog, base, [f"power_budget_mw=none,{peak * 1.0001!r},0.02"])
+    assert (table["status"] == "optimal").all()
+    at_peak = table.iloc[1]
+    assert "the answer of scenario 0" in at_peak["message"]
+    assert at_peak["peak_facility_mw"] == pytest.approx(peak)
+    assert "power_budget_mw" not in str(at_peak["binding"])
+    tight = table.iloc[2]
+    assert tight["unserved_rps"] > 1.0 and table.iloc[0]["unserved_rps"] == 0
+    assert "power_budget_mw" in str(tight["binding"])
+
+
 def test_reuse_needs_a_restriction_and_a_feasible_answer(catalog, base: Scenario) -> None:
     ctx = _context(catalog, base, ["power_budget_mw=none,0.02,5", "demand_scale=1,2"])
     state = WorkerState(ctx)
@@ -557,6 +574,26 @@ def test_charts_and_frontier() -> None:
     })  # fmt: skip
     assert silicon_changes(table, "tpot_ms") == [(4.0, "chat decode: sram -> hbm")]
     assert pareto_front(table)["peak_facility_mw"].tolist() == [0.4]
+
+
+def test_a_frontier_never_spans_demand_levels() -> None:
+    # At demand 0.5 every point is cheaper and cooler than any at demand 1, so one frontier
+    # over all points would hold only demand 0.5's point and hide demand 1's trade-off.
+    table = pd.DataFrame({
+        "status": ["optimal"] * 5, "demand_scale": [0.5, 1.0, 1.0, 1.0, 1.0],
+        "power_budget_mw": [math.nan, math.nan, 2.0, 1.5, 1.0],
+        "total_cost_usd": [1e6, 2e6, 2.5e6, 2.4e6, 3e6], "peak_facility_mw": [0.5, 2.5, 2.0, 1.5, 1.0],
+        "unserved_rps": [0.0] * 4 + [3.0],
+    })  # fmt: skip
+    assert pareto_front(table)["peak_facility_mw"].tolist() == [0.5]
+    groups = frontiers(table, ["demand_scale", "power_budget_mw"])
+    assert list(groups) == ["demand scale 0.5", "demand scale 1"]
+    points, front = groups["demand scale 1"]
+    assert len(points) == 4
+    # 2.0 MW at 2.5 M is beaten by 1.5 MW at 2.4 M; the 1.0 MW point leaves demand unserved
+    assert front["peak_facility_mw"].tolist() == [1.5, 2.5]
+    (only,) = frontiers(table[table["demand_scale"] == 1.0], ["demand_scale", "power_budget_mw"])
+    assert only == ""
 
 
 def test_chart_files(tmp_path: Path) -> None:

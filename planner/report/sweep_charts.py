@@ -5,7 +5,8 @@
 * fleet mix versus each SLA parameter: peak chips in use per SKU, stacked, with a marker
   where a workload's phase moves to another kind of silicon (e.g. decode leaving HBM GPUs
   for SRAM as the tokens/s-per-user target rises);
-* cost versus peak facility power, with the non-dominated points joined (when both vary).
+* cost versus peak facility power, with the non-dominated points joined (when both vary),
+  one frontier per demand level.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import pandas as pd
 
 OK = ("optimal", "feasible_at_limit")
 SLA = ("tpot_ms", "ttft_ms", "spec_acceptance")  # the parameters that change candidates
+DEMAND = ("demand_scale",)  # the parameters that change what must be served
 MAX_LINES = 8
 LABELS = {
     "tpot_ms": "TPOT target (ms per output token)",
@@ -71,7 +73,7 @@ def sweep_charts(
                 )
             )
     if solved["peak_facility_mw"].nunique() >= 2 and solved["total_cost_usd"].nunique() >= 2:
-        paths.append(plot_cost_power(solved, out_dir / "cost_vs_power.png"))
+        paths.append(plot_cost_power(solved, params, out_dir / "cost_vs_power.png"))
     return paths
 
 
@@ -228,27 +230,54 @@ def silicon_changes(rows: pd.DataFrame, p: str) -> list[tuple[float, str]]:
     return sorted(out)
 
 
-def plot_cost_power(rows: pd.DataFrame, path: Path) -> Path:
-    """Cost against peak facility MW for every solved point; the frontier joined."""
+def plot_cost_power(rows: pd.DataFrame, params: Sequence[str], path: Path) -> Path:
+    """Cost against peak facility MW for every solved point; each demand level's frontier
+    joined (points serving different demand are not alternatives to one another)."""
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
-    served = rows[rows["unserved_rps"] <= 1e-6]
-    short = rows[rows["unserved_rps"] > 1e-6]
-    ax.scatter(
-        served["peak_facility_mw"], served["total_cost_usd"] / 1e6, s=14, label="all demand served"
-    )
-    if len(short):
-        ax.scatter(short["peak_facility_mw"], short["total_cost_usd"] / 1e6, s=14, c="r", marker="x",
-                   label="demand unserved")  # fmt: skip
-    front = pareto_front(served)
-    ax.step(front["peak_facility_mw"], front["total_cost_usd"] / 1e6, where="post", c="k", lw=1,
+    groups = frontiers(rows, params)
+    for k, (name, (points, front)) in enumerate(groups.items()):
+        color = f"C{k % 10}"
+        served = points[points["unserved_rps"] <= 1e-6]
+        short = points[points["unserved_rps"] > 1e-6]
+        suffix = f" ({name})" if name else ""
+        ax.scatter(served["peak_facility_mw"], served["total_cost_usd"] / 1e6, s=14, c=color,
+                   label="all demand served" + suffix)  # fmt: skip
+        if len(short):
+            ax.scatter(short["peak_facility_mw"], short["total_cost_usd"] / 1e6, s=18, c=color,
+                       marker="x", label="demand unserved" + suffix)  # fmt: skip
+        ax.step(front["peak_facility_mw"], front["total_cost_usd"] / 1e6, where="post", c=color,
+                lw=1)  # fmt: skip
+        ax.scatter(front["peak_facility_mw"], front["total_cost_usd"] / 1e6, s=48,
+                   facecolors="none", edgecolors=color)  # fmt: skip
+    ax.plot([], [], c="k", lw=1, marker="o", mfc="none",
             label="frontier (no point cheaper at lower power)")  # fmt: skip
     _log_if_wide(ax, rows["total_cost_usd"])
     ax.set_xlabel("peak facility power (MW)")
     ax.set_ylabel("total cost over the horizon (million USD)")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7)
-    ax.set_title("Cost versus power")
+    ax.set_title("Cost versus power" + (" per demand level" if len(groups) > 1 else ""))
     return _save(fig, path)
+
+
+def frontiers(
+    rows: pd.DataFrame, params: Sequence[str]
+) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
+    """Per demand level (each value of a varied DEMAND parameter; one group when none
+    varies): its points and their cost-versus-power frontier among the points serving all
+    demand. A frontier never spans demand levels: serving half the demand is cheaper and
+    cooler, but it is not an option for serving all of it."""
+    by = [p for p in params if p in DEMAND and p in rows and rows[p].nunique(dropna=False) >= 2]
+    if not by:
+        return {"": (rows, pareto_front(rows[rows["unserved_rps"] <= 1e-6]))}
+    out: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = {}
+    for key, points in rows.groupby(by, sort=True, dropna=False):
+        values = key if isinstance(key, tuple) else (key,)
+        name = ", ".join(
+            f"{p.replace('_', ' ')} {_fmt(v)}" for p, v in zip(by, values, strict=True)
+        )
+        out[name] = (points, pareto_front(points[points["unserved_rps"] <= 1e-6]))
+    return out
 
 
 def pareto_front(rows: pd.DataFrame) -> pd.DataFrame:
