@@ -494,13 +494,22 @@ def binding_constraints(duals: dict[str, float], plan: Plan, data: Any) -> list[
         if base not in _LIMIT_ROWS or abs(dual) < 1e-9:
             continue
         what, unit = _LIMIT_ROWS[base]
+        where = f"in {index.rstrip(']')}, " if index else ""
+        # Per kW, not per MW: a shadow price holds only for small moves, and one more MW
+        # can be several times a small fleet's whole budget.
+        step, per = (1e-3, "kW") if unit == "MW" else (1.0, unit)
+        change = f"{'saves' if dual < 0 else 'costs'} {_usd(abs(dual) * step)}"
         out.append({
             "constraint": what, "row": name, "index": index.rstrip("]"), "unit": unit,
             "dual_usd_per_unit": float(dual),
-            "note": (f"one more {unit} of this limit changes the objective by {dual:,.4g} USD"
-                     if base != "c_demand_served" else f"marginal cost {abs(dual):,.4g} USD per request/s over the period"),
+            "note": (f"{where}one more {per} of this limit {change} (shadow price)"
+                     if base != "c_demand_served" else f"{where}marginal cost {_usd(abs(dual))} per request/s over the period"),
         })  # fmt: skip
     return out
+
+
+def _usd(v: float) -> str:
+    return f"{v:,.0f} USD" if v >= 100 else f"{v:,.4g} USD"
 
 
 def restrict_to(data: Any, allowed: set[str]) -> Any:

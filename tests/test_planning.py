@@ -509,6 +509,28 @@ def test_limits_that_do_not_bind_are_told_apart_in_one_re_solve(
     assert rows["power_budget_mw"]["binds"] == (power_mw < 1.0)
 
 
+def test_a_binding_limit_names_its_period_and_prices_power_per_kw() -> None:
+    """Shadow prices hold for small moves only: a power budget's is told per kW (one more MW
+    can be many times a small fleet's budget), with the period it binds in."""
+    from planner.planning import binding_constraints
+
+    duals = {
+        "c_power_budget[2027Q4]": -7_337_534.0,  # USD per MW
+        "c_capex_budget": -0.25,  # USD per USD
+        "c_demand_served[chat,decode,2027Q1]": 321.0,
+        "c_fleet_accounting[b200,2027Q1]": -5.0,  # not a limit: not reported
+        "c_power_budget[2028Q1]": 0.0,  # slack: not reported
+    }
+    notes = {r["row"]: r["note"] for r in binding_constraints(duals, None, None)}
+    assert notes == {
+        "c_power_budget[2027Q4]": "in 2027Q4, one more kW of this limit saves 7,338 USD (shadow price)",
+        "c_capex_budget": "one more USD of this limit saves 0.25 USD (shadow price)",
+        "c_demand_served[chat,decode,2027Q1]": (
+            "in chat,decode,2027Q1, marginal cost 321 USD per request/s over the period"
+        ),
+    }
+
+
 def _lexicographic(data: object, profile: object, *, by_period: bool) -> tuple[object, Plan]:
     """Solve `data` as `planner plan` does, with or without the per-period first stage."""
     from planner import shortfall
