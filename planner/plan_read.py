@@ -231,7 +231,9 @@ def explain_unserved(
     the best TTFT/TPOT reachable), "not_available" (candidates exist, but no SKU they need
     can be owned or rented in those periods), "limit" (lifting that one limit serves all of
     it), "limit_partial" (lifting it serves some; other limits bind too), "limits_combined"
-    (no single limit helps, lifting all of them together does), "unexplained".
+    (no single limit helps, lifting all of them together does), "solver_stopped" (none
+    of these, and the plan is not proven optimal: its time limit stopped the solver),
+    "unexplained".
     For a limit, `needed` is its smallest value that serves everything the plan with the
     limit lifted serves (found by minimising the resource itself), `move` = needed - current.
     `unserved_rps` and `unserved_after_rps` are the largest per-period amounts, before and
@@ -312,20 +314,29 @@ def explain_unserved(
                 )
     for w in rest:
         if w not in helped_by:
-            rows.append(
-                {
-                    **pending[w],
-                    "cause": "unexplained",
-                    "detail": (
-                        f"{TIME_SPENT} (the re-solves with each limit lifted that would say "
-                        "which one binds)"
-                        if spent
-                        else "no limit explains it; check the unserved penalty"
-                    ),
-                }
-            )
+            rows.append({**pending[w], **_unexplained(plan, spent)})
     out = pd.DataFrame(rows).reindex(columns=EXPLAIN_COLUMNS)
     return out.sort_values(["workload", "cause", "limit"], kind="stable").reset_index(drop=True)
+
+
+def _unexplained(plan: Plan, spent: bool) -> dict[str, str]:
+    """Why no limit explains a shortfall: the re-solves that would say did not run, or the
+    plan itself stopped at the solver's time limit (the unserved penalty outweighs every
+    cost of serving, so a proven optimum serves whatever it can: an unproven one may just
+    not have found that plan yet), or neither, which points at the penalty."""
+    if spent:
+        detail = (
+            f"{TIME_SPENT} (the re-solves with each limit lifted that would say which one binds)"
+        )
+        return {"cause": "unexplained", "detail": detail}
+    if plan.status != "optimal":
+        gap = f" with a {plan.gap:.1%} gap" if plan.gap is not None else ""
+        return {
+            "cause": "solver_stopped",
+            "detail": f"the plan is not proven optimal (the solver stopped at its time "
+            f"limit{gap}): a longer --time-limit may find one that serves it",
+        }
+    return {"cause": "unexplained", "detail": "no limit explains it; check the unserved penalty"}
 
 
 def _peak_unserved(plan: Plan) -> pd.Series:

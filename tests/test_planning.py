@@ -877,6 +877,31 @@ def test_follow_up_solves_are_skipped_and_say_so_once_the_run_deadline_is_spent(
         assert fleets[name]["total_cost_usd"] is None
 
 
+def test_a_shortfall_no_limit_explains_blames_the_time_limit_only_when_the_plan_is_unproven() -> (
+    None
+):
+    """The same shortfall with no limit set: on a proven optimum it points at the penalty;
+    on a plan the time limit stopped, at the time limit, with the gap."""
+    from planner.plan_read import explain_unserved
+
+    data, plan = _budgeted_micro()
+    free = dataclasses.replace(
+        data,
+        settings=data.settings.model_copy(
+            update={"power_budget_mw": None, "capex_budget_usd": None}
+        ),
+    )
+    assert plan.status == "optimal" and plan.unserved_rps > 1.0
+    proven = explain_unserved(plan, free, "exact")
+    assert list(proven["cause"]) == ["unexplained"]
+    assert "unserved penalty" in proven["detail"].iloc[0]
+    stopped = explain_unserved(
+        dataclasses.replace(plan, status="feasible_at_limit", gap=0.4), free, "exact"
+    )
+    assert list(stopped["cause"]) == ["solver_stopped"]
+    assert "40.0% gap" in stopped["detail"].iloc[0] and "--time-limit" in stopped["detail"].iloc[0]
+
+
 def test_planner_plan_keeps_its_plan_and_names_what_the_time_limit_left_out(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
