@@ -71,6 +71,18 @@ def print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, indent=2, default=str, allow_nan=True) + "\n")
 
 
+def cell(v: Any, column: str = "") -> str:
+    """A table cell: "-" for a missing value, thousands separators, no exponents; a gap
+    column as a percentage."""
+    if v is None or (isinstance(v, float) and v != v):
+        return "-"
+    if isinstance(v, float):
+        if column == "gap":
+            return f"{v:.2%}"
+        return f"{v:,.4g}" if abs(v) < 1e4 else f"{v:,.0f}"
+    return str(v)
+
+
 def _version(value: bool) -> None:
     if value:
         out.print(f"fleet-planner {planner.__version__}")

@@ -373,7 +373,7 @@ def _exit_code(result: Any) -> int:
 def _run_pareto(
     path: Path, sc: Any, n: int, out_dir: Path | None, fmt: str, no_write: bool, trace: Any
 ) -> int:
-    from planner.cli import out, print_json
+    from planner.cli import cell, out, print_json
 
     with claimed_out_dir(out_dir, f"{Path(path).stem}-pareto", no_write) as target:
         table = trace(path, sc, n)
@@ -384,9 +384,10 @@ def _run_pareto(
         return EXIT_OK
     t = Table(title="Cost versus peak facility power (epsilon constraint on power)")
     for col in table.columns:
-        t.add_column(col)
-    for row in table.itertuples(index=False):
-        t.add_row(*(f"{v:,.4g}" if isinstance(v, float) else str(v) for v in row))
+        t.add_column(col.replace("_usd", " (USD)").replace("_mw", " (MW)").replace("_rps", " (req/s)")
+                     .replace("_", " "), justify="left" if col in ("point", "status") else "right")  # fmt: skip
+    for row in table.to_dict(orient="records"):
+        t.add_row(*(cell(v, col) for col, v in row.items()))
     out.print(t)
     if target is not None:
         out.print(f"wrote {target / 'pareto.csv'}")

@@ -148,6 +148,8 @@ def _show(result: Any, target: Path | None, fmt: str) -> None:
 
 
 def _rich_table(result: Any) -> Table:
+    from planner.cli import cell
+
     params = [a.name for a in result.axes]
     cols = [*params, "status", "total_cost_usd", "capex_usd", "opex_usd", "peak_facility_mw",
             "unserved_rps", "binding"]  # fmt: skip
@@ -158,16 +160,8 @@ def _rich_table(result: Any) -> Table:
             justify="left" if c in ("status", "binding") else "right",
         )
     for r in result.table.head(SHOWN_ROWS).to_dict(orient="records"):
-        t.add_row(*(_cell(r.get(c)) for c in cols))
+        t.add_row(*(cell(r.get(c)) for c in cols))
     return t
-
-
-def _cell(v: Any) -> str:
-    if v is None or (isinstance(v, float) and v != v):
-        return "-"
-    if isinstance(v, float):
-        return f"{v:,.4g}" if abs(v) < 1e4 else f"{v:,.0f}"
-    return str(v)
 
 
 __all__ = ["register"]

@@ -283,6 +283,30 @@ def test_a_refused_out_costs_no_solve_and_a_failed_plan_leaves_no_folder(
     )
 
 
+def test_pareto_cli_writes_its_points_and_prints_them_without_exponents(tmp_path: Path) -> None:
+    from planner.cli import cell
+
+    assert [cell(1_285_112.4), cell(0.02912), cell(float("nan")), cell(7.395e-4, "gap")] == [
+        "1,285,112", "0.02912", "-", "0.07%",
+    ]  # fmt: skip
+    demand = write_demand(tmp_path, small_rows())
+    scenario = tmp_path / "sc.yaml"  # rented racks in our hall: renting saves no power
+    scenario.write_text("rented_power: facility\n")
+    out = tmp_path / "pareto"
+    res = CliRunner().invoke(app, ["plan", str(demand), "--scenario", str(scenario),
+                                   "--pareto", "3", "--out", str(out)])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    table = pd.read_csv(out / "pareto.csv")
+    assert list(table["point"]) == ["min cost", "cap 1", "min power"]
+    assert (table["status"] == "optimal").all()
+    # more power allowed never costs more: cost falls as the peak rises along the frontier
+    front = table.sort_values("peak_facility_mw")
+    assert front["peak_facility_mw"].iloc[0] < front["peak_facility_mw"].iloc[-1]
+    assert front["total_cost_usd"].is_monotonic_decreasing
+    assert "e+0" not in res.output and "total cost (USD)" in res.output
+    assert f"{table['total_cost_usd'].iloc[0]:,.0f}" in res.output
+
+
 def test_plan_exit_3_when_unserved(tmp_path: Path) -> None:
     rows = [
         {
