@@ -155,8 +155,9 @@ def _rich_table(result: Any) -> Table:
             "unserved_rps", "binding"]  # fmt: skip
     t = Table(title="Scenarios (costs in USD over the horizon)")
     for c in cols:
+        # the title gives the results' currency; a varied parameter keeps its full name
         t.add_column(
-            c.replace("_usd", "").replace("_", " "),
+            (c if c in params else c.replace("_usd", "")).replace("_", " "),
             justify="left" if c in ("status", "binding") else "right",
         )
     for r in result.table.head(SHOWN_ROWS).to_dict(orient="records"):

@@ -576,6 +576,16 @@ def test_charts_and_frontier() -> None:
     assert pareto_front(table)["peak_facility_mw"].tolist() == [0.4]
 
 
+def test_a_missing_value_in_a_legend_says_what_it_means() -> None:
+    """In one-at-a-time mode the parameters not varied are missing: an SLA then stays as
+    each workload has it in the demand file (not "none"), a limit is not set ("none")."""
+    from planner.report.sweep_charts import _slice_note
+
+    rows = pd.DataFrame({"tpot_ms": [math.nan], "power_budget_mw": [math.nan], "price.b300": [2e5]})
+    note = _slice_note(rows, ["tpot_ms", "power_budget_mw", "price.b300"], "price.b300")
+    assert note == "at tpot_ms=as in demand, power_budget_mw=none"
+
+
 def test_a_frontier_never_spans_demand_levels() -> None:
     # At demand 0.5 every point is cheaper and cooler than any at demand 1, so one frontier
     # over all points would hold only demand 0.5's point and hide demand 1's trade-off.

@@ -99,13 +99,15 @@ def _slice_rows(
 
 
 def _slice_note(rows: pd.DataFrame, params: Sequence[str], p: str) -> str:
-    parts = [f"{q}={_fmt(rows[q].iloc[0])}" for q in params if q != p and len(rows)]
+    parts = [f"{q}={_fmt(rows[q].iloc[0], q)}" for q in params if q != p and len(rows)]
     return ("at " + ", ".join(parts)) if parts else ""
 
 
-def _fmt(v: object) -> str:
+def _fmt(v: object, param: str = "") -> str:
+    """A parameter's value for a legend. Missing: an SLA left as each workload has it in the
+    demand file (one-at-a-time mode), a limit not set."""
     if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "none"
+        return "as in demand" if param in SLA else "none"
     return f"{v:g}" if isinstance(v, float) else str(v)
 
 
@@ -142,7 +144,9 @@ def plot_cost(rows: pd.DataFrame, p: str, others: Sequence[str], path: Path) -> 
         for key, g in groups:
             g = g.sort_values(p)
             keys = key if isinstance(key, tuple) else (key,)
-            name = ", ".join(f"{q}={_fmt(v)}" for q, v in zip(others, keys, strict=True)) or "cost"
+            name = (
+                ", ".join(f"{q}={_fmt(v, q)}" for q, v in zip(others, keys, strict=True)) or "cost"
+            )
             ax.plot(g[p], g["total_cost_usd"] / 1e6, marker="o", ms=3, label=name)
             short = g[g["unserved_rps"] > 1e-6]
             ax.scatter(
