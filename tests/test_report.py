@@ -659,3 +659,31 @@ def test_placement_names_the_draft_acceptance_each_workload_is_planned_at(tmp_pa
     decode = placement[placement["phase"] == "decode"].set_index("workload")["draft"]
     assert decode.loc[["chat"]].str.contains(" a=0.9").all()
     assert decode.loc[["small"]].str.contains(" a=0.6").all()
+
+
+def test_a_workload_counts_as_split_when_any_of_its_load_crosses_hardware() -> None:
+    """Fluid routing: requests can keep both phases on one SKU only if, per hardware set,
+    prefill and decode loads are equal. 86 % of chat in a PD split (prefill pool on b200,
+    decode on b300) beside 14 % colocated on b200 is split, though both phases touch b200."""
+    from types import SimpleNamespace
+
+    from planner.report.narrative import _split_workloads
+
+    units = {"col-b200": {"b200": 1}, "pre-b200": {"b200": 1}, "dec-b300": {"b300": 1},
+             "col-b300": {"b300": 2}, "dec-b200": {"b200": 1}}  # fmt: skip
+    rows = [
+        ("chat", "q1", "prefill", "col-b200", 8.8), ("chat", "q1", "decode", "col-b200", 8.8),
+        ("chat", "q1", "prefill", "pre-b200", 56.2), ("chat", "q1", "decode", "dec-b300", 56.2),
+        # same SKU on both sides of a PD split: not split
+        ("code", "q1", "prefill", "pre-b200", 5.0), ("code", "q1", "decode", "dec-b200", 5.0),
+        ("voice", "q1", "prefill", "col-b300", 3.0), ("voice", "q1", "decode", "col-b300", 3.0),
+    ]  # fmt: skip
+    routing = pd.DataFrame(rows, columns=["workload", "period", "phase", "candidate", "load_rps"])
+    view = SimpleNamespace(plan=SimpleNamespace(routing=routing), units=lambda c: units[c])
+    assert _split_workloads(view) == (1, 3)
+    # half of code's decode moves to b300: its b200 prefill now feeds b300 decode too
+    moved = routing.copy()
+    moved.loc[(moved["workload"] == "code") & (moved["phase"] == "decode"), "load_rps"] = 2.5
+    extra = pd.DataFrame([("code", "q1", "decode", "dec-b300", 2.5)], columns=routing.columns)
+    view.plan.routing = pd.concat([moved, extra], ignore_index=True)
+    assert _split_workloads(view) == (2, 3)

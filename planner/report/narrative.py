@@ -115,20 +115,29 @@ def _decode_styles(view: PlanView) -> str:
 
 
 def _split_workloads(view: PlanView) -> tuple[int, int]:
-    """(workloads whose prefill and decode run on different SKUs in some period, served)."""
+    """(workloads some of whose requests run prefill and decode on different SKUs in some
+    period, workloads served).
+
+    Routing is fluid, so which prefill feeds which decode is not recorded; what is: the
+    load of each phase per hardware set (a candidate's SKUs). Every request can keep both
+    phases on the same hardware only if, on every set, prefill and decode loads are equal
+    (a colocated instance carries both equally); any difference is load that must cross."""
     r = view.plan.routing
     # Plain dicts, not a nested groupby: pandas' per-group overhead was most of this cost.
-    skus: dict[tuple[str, str], dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    net: dict[tuple[str, str], dict[frozenset[str], float]] = defaultdict(
+        lambda: defaultdict(float)
+    )
+    scale: dict[tuple[str, str], float] = defaultdict(float)
     columns = [r[k].tolist() for k in ("workload", "period", "phase", "candidate", "load_rps")]
     for w, t, ph, c, load in zip(*columns, strict=True):
         if load > TOL:
-            skus[(str(w), str(t))][str(ph)] |= set(view.units(c))
+            key = (str(w), str(t))
+            net[key][frozenset(view.units(c))] += load if ph == "prefill" else -load
+            scale[key] = max(scale[key], float(load))
     split = {
-        w
-        for (w, _t), by in skus.items()
-        if by.get("prefill") and by.get("decode") and not by["prefill"] & by["decode"]
+        w for (w, t), by in net.items() if any(abs(v) > 1e-6 * scale[(w, t)] for v in by.values())
     }
-    return len(split), len({w for w, _t in skus})
+    return len(split), len({w for w, _t in net})
 
 
 def _rental_sentence(view: PlanView) -> str:
@@ -207,9 +216,9 @@ def why_this_mix(view: PlanView) -> str:
         text += f" Decode serving: {styles}."
     split, served = _split_workloads(view)
     if served:
-        text += (f" {split} of {served} served workloads run prefill and decode on different "
-                 "SKUs (in at least one period): the planner places each phase where it is "
-                 "cheapest inside the SLA.")  # fmt: skip
+        text += (f" In {split} of {served} served workloads some requests run prefill and "
+                 "decode on different SKUs (in at least one period): the planner places each "
+                 "phase where it is cheapest inside the SLA.")  # fmt: skip
     return text + _rental_sentence(view) + _savings_sentence(view) + _binding_sentence(view)
 
 
