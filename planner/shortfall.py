@@ -76,12 +76,16 @@ class Outcome:
 
 
 def solve_arrays(
-    cm: CompiledModel, profile: SolverProfile, start: np.ndarray | None = None
+    cm: CompiledModel,
+    profile: SolverProfile,
+    start: np.ndarray | None = None,
+    incumbent: np.ndarray | None = None,
 ) -> Outcome:
     """The planner's HiGHS recipe on arrays (planner.solve.solve_compiled): LP relaxation,
     rounded MIP start (or `start`, a known feasible solution, where no worse), MIP, with
-    the same watchdog and hard stop; integers rounded as planner.solve writes them back."""
-    solved = solve_compiled(cm, profile, start=start)
+    the same watchdog and hard stop (and `incumbent` where the MIP finds nothing cheaper);
+    integers rounded as planner.solve writes them back."""
+    solved = solve_compiled(cm, profile, start=start, incumbent=incumbent)
     r, x = solved.result, solved.x
     if x is not None:
         x = np.where(cm.integer, np.round(x), x)
@@ -106,9 +110,12 @@ def least_unserved_then_cheapest(
     unserved_cols: np.ndarray,
     cost_usd: Callable[[], np.ndarray],
     profile: SolverProfile,
+    incumbent: np.ndarray | None = None,
 ) -> Outcome:
     """Objective "cost" (`cm`: cost + penalty x unserved) as two lexicographic stages when
     demand is left unserved: the least total unserved, then the least cost at it.
+    `incumbent`: a known feasible plan, the penalised MIP's answer where it finds nothing
+    cheaper (solve_compiled).
 
     With a shortfall the penalty dominates the objective, so a relative gap on it lets the
     real cost drift; the second stage caps unserved at the first stage's and minimises cost
@@ -138,7 +145,7 @@ def least_unserved_then_cheapest(
     ):
         first = split  # integrality under a limit leaves some unserved: no penalised MIP
     else:
-        first = solve_arrays(cm, profile)
+        first = solve_arrays(cm, profile, incumbent=incumbent)
     first.timings = _summed(first.timings, {"shortfall_lp_s": bound_s, "solve_s": bound_s})
     first.stages = () if first.x is None else (first.x,)
     first.proven = first.status == "optimal"

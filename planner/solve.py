@@ -651,12 +651,17 @@ def solve_compiled(
     *,
     log: bool = False,
     start: np.ndarray | None = None,
+    incumbent: np.ndarray | None = None,
 ) -> CompiledSolution:
     """The planner's HiGHS recipe on arrays (see the module docstring): LP relaxation,
     rounded MIP start (the answer when it is within the gap of the LP bound), MIP.
 
     `start`: a known feasible solution (an earlier stage's answer); when given it is the
     MIP start if it is feasible here and no worse than the rounded relaxation.
+    `incumbent`: a known feasible solution kept aside: the answer (with the MIP's bound)
+    when the MIP ends with nothing cheaper, so the result is never dearer than it. It is
+    not handed to HiGHS: on the exhaustive default forecast a start made HiGHS spend its
+    8 s strong-branching, and the bound it left was 15 % lower.
 
     Nothing is written back into Pyomo, so sweeps re-solve changed arrays with it;
     integers in `x` are as HiGHS returns them (`write_back` rounds them).
@@ -750,6 +755,7 @@ def solve_compiled(
 
     t3 = time.perf_counter()
     result, x_mip = _run_mip(cm_mip, profile, start, deadline, lp_bound, log)
+    result, x_mip = _no_dearer_than(cm, incumbent, result, x_mip, profile, lp_bound)
     timings["mip_s"] = time.perf_counter() - t3
     if start is None and lp_status != ms.kOptimal:
         result.message += (
@@ -763,6 +769,30 @@ def solve_compiled(
             f" ({n_fixed} integer columns fixed at 0: one unit costs more than a known plan)"
         )
     return CompiledSolution(result, x_mip if result.has_solution else None)
+
+
+def _no_dearer_than(
+    cm: CompiledModel,
+    incumbent: np.ndarray | None,
+    result: SolveResult,
+    x: np.ndarray | None,
+    profile: SolverProfile,
+    lp_bound: float | None,
+) -> tuple[SolveResult, np.ndarray | None]:
+    """The MIP's result, or `incumbent` with the MIP's bound (the LP's where the MIP has
+    none) where the MIP found nothing cheaper (solve_compiled's `incumbent`)."""
+    known = _feasible_or_none(cm, incumbent)
+    if known is None:
+        return result, x
+    known_obj = float(cm.cost @ known + cm.offset)
+    if result.has_solution and result.objective is not None and result.objective <= known_obj:
+        return result, x
+    # A limit reached with no solution comes back as "error": the known plan still stands.
+    bound = result.bound if result.has_solution and result.bound is not None else lp_bound
+    gap = _gap(known_obj, bound)
+    status = "optimal" if gap is not None and gap <= profile.mip_rel_gap else "feasible_at_limit"
+    note = " (the plan is the known incumbent: the MIP found nothing cheaper)"
+    return SolveResult(status, known_obj, bound, gap, "highs", result.message + note), known
 
 
 def unit_cost_floor(cm: CompiledModel) -> np.ndarray | None:

@@ -21,7 +21,7 @@ from planner.cli import app
 from planner.formulation import build_model
 from planner.plan import Plan
 from planner.plan_read import solve_plan
-from planner.planning import Scenario, cheapest_at_shortfall, run_planning
+from planner.planning import PlanRun, Scenario, cheapest_at_shortfall, run_planning
 from planner.shortfall import (
     cost_per_column,
     least_unserved_bound,
@@ -29,7 +29,7 @@ from planner.shortfall import (
     serves_everything,
     solve_arrays,
 )
-from planner.solve import compile_model, load_profile
+from planner.solve import SolveResult, compile_model, load_profile
 
 CATALOG = load_catalog()
 SKUS = ["h100-sxm", "h200-sxm", "b200"]
@@ -305,6 +305,47 @@ def test_pareto_cli_writes_its_points_and_prints_them_without_exponents(tmp_path
     assert front["total_cost_usd"].is_monotonic_decreasing
     assert "e+0" not in res.output and "total cost (USD)" in res.output
     assert f"{table['total_cost_usd'].iloc[0]:,.0f}" in res.output
+
+
+def test_a_wider_candidate_set_stopped_early_is_never_dearer_than_the_frontier(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--pruning none (and cover) solve the frontier-pruned candidates first and keep that
+    plan aside. Where the wider MIP ends with nothing (its time limit spent first), the
+    frontier plan is the answer, verified, with the LP bound; where it ends with a dearer
+    plan, the same; where it finishes, its own optimum, never dearer."""
+    import planner.solve
+
+    demand = write_demand(tmp_path, small_rows())
+
+    def run(mode: str) -> PlanRun:
+        sc = Scenario(allowed_skus=SKUS, pruning=mode, solver_profile="exact")
+        return run_planning(demand, sc, catalog=CATALOG, explain=False)
+
+    frontier = run("frontier")
+    assert frontier.plan.status == "optimal"
+    for mode in ("cover", "none"):
+        wide = run(mode)
+        assert wide.plan.status == "optimal" and wide.verification.passed
+        assert wide.plan.objective <= frontier.plan.objective * (1 + 1e-9)
+        assert "frontier_start_s" in wide.inputs.timings
+
+    real = planner.solve._run_mip
+    sizes: list[int] = []
+
+    def stopped(cm, profile, start, deadline, lp_bound, log):
+        sizes.append(cm.n_cols)
+        if len(sizes) == 1:  # the frontier's own MIP
+            return real(cm, profile, start, deadline, lp_bound, log)
+        return SolveResult("error", None, None, None, "highs", "HiGHS: Time limit reached"), None
+
+    monkeypatch.setattr(planner.solve, "_run_mip", stopped)
+    wide = run("none")
+    assert len(sizes) == 2 and sizes[1] > sizes[0]  # the wider model has more columns
+    assert wide.plan.status == "feasible_at_limit" and wide.verification.passed
+    assert wide.plan.objective == pytest.approx(frontier.plan.objective, rel=1e-9)
+    assert wide.plan.bound is not None and wide.plan.bound <= wide.plan.objective
+    assert "known incumbent" in wide.plan.message
 
 
 def test_plan_exit_3_when_unserved(tmp_path: Path) -> None:
