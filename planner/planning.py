@@ -552,6 +552,7 @@ def binding_constraints(duals: dict[str, float], plan: Plan, data: Any) -> list[
     for demand, the marginal USD of serving one more request/s in that period.
     """
     out = []
+    penalty = getattr(plan, "penalty_usd_per_rps", None)
     for name, dual in sorted(duals.items()):
         base, _, index = name.partition("[")
         if base not in _LIMIT_ROWS or abs(dual) < 1e-9:
@@ -566,9 +567,19 @@ def binding_constraints(duals: dict[str, float], plan: Plan, data: Any) -> list[
             "constraint": what, "row": name, "index": index.rstrip("]"), "unit": unit,
             "dual_usd_per_unit": float(dual),
             "note": (f"{where}one more {per} of this limit {change} (shadow price)"
-                     if base != "c_demand_served" else f"{where}marginal cost {_usd(abs(dual))} per request/s over the period"),
+                     if base != "c_demand_served" else _demand_note(where, dual, penalty)),
         })  # fmt: skip
     return out
+
+
+def _demand_note(where: str, dual: float, penalty: float | None) -> str:
+    """A demand row's shadow price in words. With the integers held, a period whose
+    instances are full can only leave one more request/s unserved, so its price is the
+    unserved penalty: not a cost of serving, which needs another instance."""
+    if penalty and abs(dual) >= (1 - 1e-6) * penalty:
+        return (f"{where}at capacity: with the instances held one more request/s would go "
+                "unserved (the price is the unserved penalty); serving it needs another instance")  # fmt: skip
+    return f"{where}marginal cost {_usd(abs(dual))} per request/s over the period"
 
 
 def _usd(v: float) -> str:

@@ -583,15 +583,22 @@ def test_a_binding_limit_names_its_period_and_prices_power_per_kw() -> None:
         "c_power_budget[2027Q4]": -7_337_534.0,  # USD per MW
         "c_capex_budget": -0.25,  # USD per USD
         "c_demand_served[chat,decode,2027Q1]": 321.0,
+        "c_demand_served[chat,decode,2027Q2]": 1e9,  # full instances: the unserved penalty
         "c_fleet_accounting[b200,2027Q1]": -5.0,  # not a limit: not reported
         "c_power_budget[2028Q1]": 0.0,  # slack: not reported
     }
-    notes = {r["row"]: r["note"] for r in binding_constraints(duals, None, None)}
+    plan = SimpleNamespace(penalty_usd_per_rps=1e9)
+    notes = {r["row"]: r["note"] for r in binding_constraints(duals, plan, None)}
     assert notes == {
         "c_power_budget[2027Q4]": "in 2027Q4, one more kW of this limit saves 7,338 USD (shadow price)",
         "c_capex_budget": "one more USD of this limit saves 0.25 USD (shadow price)",
         "c_demand_served[chat,decode,2027Q1]": (
             "in chat,decode,2027Q1, marginal cost 321 USD per request/s over the period"
+        ),
+        "c_demand_served[chat,decode,2027Q2]": (
+            "in chat,decode,2027Q2, at capacity: with the instances held one more request/s "
+            "would go unserved (the price is the unserved penalty); serving it needs another "
+            "instance"
         ),
     }
 

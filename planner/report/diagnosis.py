@@ -53,7 +53,8 @@ def recorded_binding(view: PlanView) -> ReportTable | None:
         "without the penalty (real money; positive where serving more costs more). dual: the change in the "
         "objective per unit of the limit, from the LP with the integer decisions fixed; for "
         '"serving one more request/s" it is the marginal cost of demand (it equals the '
-        "unserved penalty where demand is unserved).",
+        "unserved penalty where demand is unserved, or where the period's instances are full: "
+        "with them held, one more request/s could only go unserved).",
         empty_text="No limit binds: the plan is limited by demand and prices only.",
     )
 
