@@ -212,8 +212,9 @@ def _plan_and_explain(
     on_solved: Callable[[Plan], None] | None, stage: Callable[[str], None],
 ) -> PlanRun:  # fmt: skip
     """run_planning from the solve on, inside the run's deadline."""
+    backed = sc.objective == "cost" and sc.pruning_mode != "frontier"  # frontier_start's case
     t_start = time.perf_counter()
-    started = sc.objective == "cost" and frontier_start(model, cs, sc, profile)
+    started = backed and frontier_start(model, cs, sc, profile)
     start_s = time.perf_counter() - t_start
     if sc.objective == "cost":
         result = cheapest_at_shortfall(model, profile, known_plan=started)
@@ -221,7 +222,7 @@ def _plan_and_explain(
         result = solve(model, profile, duals=True)
     plan = Plan.from_solution(model, cs.data, result)
     timings = {"candidates_s": t_cand, **result.timings}
-    if start_s > 1e-3:
+    if backed:
         timings["frontier_start_s"] = start_s
     inputs = record_inputs(plan, demand, cs, sc, timings=timings)
     inputs.binding = binding_constraints(result.duals or {}, plan, cs.data)
@@ -552,7 +553,7 @@ def binding_constraints(duals: dict[str, float], plan: Plan, data: Any) -> list[
     for demand, the marginal USD of serving one more request/s in that period.
     """
     out = []
-    penalty = getattr(plan, "penalty_usd_per_rps", None)
+    penalty = plan.penalty_usd_per_rps
     for name, dual in sorted(duals.items()):
         base, _, index = name.partition("[")
         if base not in _LIMIT_ROWS or abs(dual) < 1e-9:
