@@ -223,7 +223,10 @@ def test_candidate_replica_matches_prepare(
 # -- economics of the answers -------------------------------------------------------------
 
 
-@pytest.mark.parametrize("spec", ["tpot_ms=5,8,12,20,40", "ttft_ms=300,600,1000,2000"])
+# 6 ms is the tightest TPOT at which this fleet serves everything: at 5 ms no H100 candidate
+# serves Llama-3.1-70B (TP8 with an EAGLE draft reaches about 6 ms per token under the
+# calibrated per-layer overhead), and Groq racks arrive only after the first period.
+@pytest.mark.parametrize("spec", ["tpot_ms=6,8,12,20,40", "ttft_ms=300,600,1000,2000"])
 def test_cost_does_not_fall_as_slas_tighten(catalog, base: Scenario, spec: str) -> None:
     table = solved(sweep(catalog, base, [spec])).sort_values(spec.split("=")[0], ascending=False)
     assert len(table) == 5 if spec.startswith("tpot") else len(table) == 4
