@@ -172,6 +172,23 @@ def test_batch_max_respects_memory_and_tpot() -> None:
     assert (not bigger.feasible) or bigger.decode_step_ms > 40
 
 
+def test_h100_memory_is_the_decimal_gb_nvidia_smi_reports() -> None:
+    """The performance model counts bytes in decimal (weights are parameters x bytes), so the
+    catalog's capacity must be too: an "80 GB" H100 shows 81,559 MiB = 85.52 GB. Read as
+    80 decimal GB (the catalog until session 19), Llama-3.1-70B FP8 on one H100 held 3
+    sequences of 2,500 tokens where TensorRT-LLM runs about 15-20."""
+    capacity = CATALOG.hardware["h100-sxm"].memory[0].capacity_gb.value
+    assert capacity == pytest.approx(81_559 * 2**20 / 1e9, abs=0.01)
+    # By hand: usable 0.9 x 85.52 = 76.97 GB; weights 70.55 GB (fp8); 6.41 GB left. One
+    # sequence: 2,500 tokens x 163,840 B of KV (80 layers x 8 heads x 128 x K,V) = 0.41 GB,
+    # plus 131 kB of activations (8,192 x 2 B x 8): 15.66, so 15 fit and 16 do not.
+    kw = dict(model="llama-3.1-70b", hardware="h100-sxm", tp=1, pp=1, precision="fp8",
+              prompt_tokens=500, output_tokens=2000)  # fmt: skip
+    assert run(batch=15, **kw).feasible
+    sixteen = run(batch=16, **kw)
+    assert not sixteen.feasible and "at most 15 sequences" in sixteen.reason
+
+
 def test_longer_context_lowers_max_batch() -> None:
     short = run(
         model="llama-3.1-70b",
