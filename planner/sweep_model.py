@@ -79,7 +79,13 @@ from planner.shortfall import (
     linear_coefficients,
     solve_arrays,
 )
-from planner.solve import PEAK_SLACK, CompiledModel, SolverProfile, compile_model
+from planner.solve import (
+    PEAK_SLACK,
+    CompiledModel,
+    SolverProfile,
+    compile_model,
+    lexicographic_gap,
+)
 
 # Settings a scenario may change on the persistent path; any other difference rebuilds.
 PERSISTENT_SETTINGS = ("power_budget_mw", "capex_budget_usd", "electricity_usd_per_kwh")
@@ -722,8 +728,9 @@ def _lexicographic(applied: Applied, profile: SolverProfile) -> Outcome:
     if not second.has_solution:
         return second
     both_optimal = first.status == second.status == "optimal"
+    gap = lexicographic_gap(first.status, first.gap, second.gap, profile)
     out = Outcome("optimal" if both_optimal else "feasible_at_limit", first.objective,
-                  first.bound, first.gap, second.x,
+                  first.bound, gap, second.x,
                   f"lexicographic: peak {peak_mw:.6g} MW, then cost {second.objective:.6g} USD")  # fmt: skip
     out.stages = (first.x, second.x) if second.x is not None else (first.x,)
     out.proven = both_optimal

@@ -687,3 +687,22 @@ def test_a_workload_counts_as_split_when_any_of_its_load_crosses_hardware() -> N
     extra = pd.DataFrame([("code", "q1", "decode", "dec-b300", 2.5)], columns=routing.columns)
     view.plan.routing = pd.concat([moved, extra], ignore_index=True)
     assert _split_workloads(view) == (2, 3)
+
+
+def test_status_paragraph_of_an_unproven_power_plan_bounds_the_peak_in_mw(run: PlanRun) -> None:
+    """Objective "power": objective and bound are the peak stage's MW, not dollars."""
+    from planner.report.narrative import status_paragraph
+    from planner.report.view import PlanView
+
+    settings = run.plan.settings.model_copy(update={"objective": "power"})
+    plan = dataclasses.replace(
+        run.plan, settings=settings, status="feasible_at_limit", objective=0.0150, bound=0.0123,
+        gap=0.18, message="time limit",
+    )  # fmt: skip
+    text = status_paragraph(PlanView(plan, run.catalog), None)
+    assert "no plan peaks below 0.0123 MW" in text
+    assert "USD" not in text and "costs less" not in text
+    cost = status_paragraph(
+        PlanView(dataclasses.replace(plan, settings=run.plan.settings), None), None
+    )
+    assert "no plan costs less than" in cost

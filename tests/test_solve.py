@@ -6,6 +6,7 @@ import dataclasses
 import itertools
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,14 +14,17 @@ import pyomo.environ as pyo
 import pytest
 from helpers_planning import both, candidate, make_data, random_data, sku, with_settings
 
+from planner.catalog import data_dir
 from planner.errors import PlannerInputError
 from planner.formulation import build_model, unserved_penalty
 from planner.model_data import PlanningData
 from planner.plan_read import solve_plan
+from planner.planning import Scenario, prepare
 from planner.solve import (
     SolverProfile,
     SolverUnavailableError,
     compile_model,
+    lexicographic_gap,
     load_profile,
     make_highs,
     solve,
@@ -402,6 +406,27 @@ def test_lexicographic_power_solve_restores_the_model(highs_path: str) -> None:
     assert result.status == "optimal"
     assert model.o_power.active and not model.o_cost.active
     assert model.v_peak_mw.ub is None
+
+
+def test_lexicographic_gap_is_the_larger_stage_gap_with_a_proven_zero_peak_counting_zero() -> None:
+    profile = SolverProfile(solver="highs", mip_rel_gap=1e-3)
+    assert lexicographic_gap("optimal", 0.245, 8e-4, profile) == 8e-4  # abs. tolerance proved it
+    assert lexicographic_gap("optimal", 5e-4, 8e-4, profile) == 8e-4
+    assert lexicographic_gap("optimal", 9e-4, 2e-4, profile) == 9e-4
+    assert lexicographic_gap("feasible_at_limit", 0.3, 1e-4, profile) == 0.3
+    assert lexicographic_gap("optimal", None, None, profile) == 0.0
+
+
+def test_power_plan_that_rents_everything_reports_a_gap_within_tolerance() -> None:
+    """Rented chips draw no facility power (rented_power "provider"), so the least peak is
+    0 MW and the peak stage's objective is only the tiny cost tie-break: HiGHS proves it by
+    its absolute tolerance, at a relative gap that means nothing (24.5 % on the default
+    forecast). An optimal plan must not report a gap above the profile's."""
+    _, _, cs = prepare(Path(data_dir("demand")) / "default.csv", Scenario(objective="power"))
+    profile = load_profile("default")
+    result = solve(build_model(cs.data), profile)
+    assert result.status == "optimal"
+    assert result.gap is not None and result.gap <= profile.mip_rel_gap
 
 
 def test_watchdog_cancels_a_run_that_overruns(monkeypatch: pytest.MonkeyPatch) -> None:

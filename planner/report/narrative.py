@@ -62,7 +62,11 @@ def status_paragraph(view: PlanView, verification: dict[str, Any] | None) -> str
         )
     else:
         text = f"The solver stopped at its limit ({p.message}) with a feasible plan"
-        if p.gap is not None and p.bound is not None and p.objective is not None:
+        if p.settings.objective == "power" and p.gap is not None and p.bound is not None:
+            # Objective and bound are the peak stage's MW (plus a tiny cost tie-break).
+            text += (f" and a gap of {p.gap:.1%}: no plan peaks below {p.bound:.4g} MW of "
+                     "facility power.")  # fmt: skip
+        elif p.gap is not None and p.bound is not None and p.objective is not None:
             text += (f" and a gap of {p.gap:.1%}: no plan costs less than {usd(p.bound)}, so a "
                      f"better plan could cost up to {usd(p.objective - p.bound)} less.")  # fmt: skip
         else:

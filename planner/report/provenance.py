@@ -69,6 +69,11 @@ def settings_table(view: PlanView) -> ReportTable:
 def solver_table(view: PlanView) -> ReportTable:
     p = view.plan
     sc = view.inputs.get("scenario", {})
+    gap_note = (
+        "(objective - bound) / objective"
+        if p.settings.objective == "cost"
+        else "the larger of the peak stage's and the cost stage's"
+    )
     rows = [
         _row("status", p.status),
         _row("message", p.message),
@@ -76,7 +81,7 @@ def solver_table(view: PlanView) -> ReportTable:
              "includes the unserved penalty"),
         _row("best bound", p.bound, "USD" if p.settings.objective == "cost" else "MW",
              "no plan can do better than this"),
-        _row("relative gap", p.gap, "fraction", "(objective - bound) / objective"),
+        _row("relative gap", p.gap, "fraction", gap_note),
         _row("solver profile", sc.get("solver_profile", "")),
         _row("time limit", sc.get("time_limit_s"), "s"),
         _row("instances relaxed", p.instances_relaxed, "", "LP counts rounded up afterwards"),
