@@ -389,6 +389,15 @@ def _run_pareto(
     for row in table.to_dict(orient="records"):
         t.add_row(*(cell(v, col) for col, v in row.items()))
     out.print(t)
+    least = table.loc[table["point"] == "min power", "peak_facility_mw"]
+    if sc.rented_power == "provider" and len(least) and float(least.iloc[0]) <= 1e-9:
+        # Not wrong, but not the trade-off most users mean: power here is this facility's.
+        out.print(
+            "[dim]min power rents every chip: rented chips draw no facility power "
+            "(rented_power: provider), so this frontier trades owned against rented hardware; "
+            "a scenario with rented_power: facility traces the power of the whole fleet[/]",
+            highlight=False,
+        )
     if target is not None:
         out.print(f"wrote {target / 'pareto.csv'}")
     return (

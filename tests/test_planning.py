@@ -305,6 +305,12 @@ def test_pareto_cli_writes_its_points_and_prints_them_without_exponents(tmp_path
     assert front["total_cost_usd"].is_monotonic_decreasing
     assert "e+0" not in res.output and "total cost (USD)" in res.output
     assert f"{table['total_cost_usd'].iloc[0]:,.0f}" in res.output
+    assert "rents every chip" not in res.output
+    # With rentals powered by their provider (the default), the least facility power is
+    # 0 MW, renting everything: the CLI says what that frontier trades.
+    res = CliRunner().invoke(app, ["plan", str(demand), "--pareto", "3", "--no-write"])
+    assert res.exit_code == 0, res.output
+    assert "rents every chip" in " ".join(res.output.split())
 
 
 def test_a_wider_candidate_set_stopped_early_is_never_dearer_than_the_frontier(
