@@ -24,7 +24,8 @@ TOL = 1e-6
 # plan.json's layout version, written as "schema_version". Bump it when a field changes
 # meaning or a reader of the old layout would misread the new one; files without it are
 # version 0 (before it was recorded), read with the migrations in `from_dict`.
-PLAN_SCHEMA_VERSION = 1
+# Version 2 adds shortfall_proven.
+PLAN_SCHEMA_VERSION = 2
 
 TABLE_SCHEMAS: dict[str, dict[str, str]] = {
     "purchases": {
@@ -116,6 +117,9 @@ class Plan:
     # What the plan was built from (workloads, demand, candidates used...), recorded by the
     # planning run so a plan can be verified and reported without the candidate table.
     inputs: dict[str, Any] | None = None
+    # With demand unserved: whether the least shortfall is proven even where the cost at it
+    # stopped at the time limit (status feasible_at_limit). None: not recorded.
+    shortfall_proven: bool | None = None
 
     # -- construction -------------------------------------------------------------------
 

@@ -50,6 +50,7 @@ def read_plan(model: pyo.ConcreteModel, data: PlanningData, result: SolveResult)
         settings=data.settings,
         penalty_usd_per_rps=s.penalty_usd_per_rps,
         instances_relaxed=data.settings.relax_instances,
+        shortfall_proven=result.shortfall_proven,
         **tables,
     )
 
@@ -323,13 +324,15 @@ def _unexplained(plan: Plan, spent: bool) -> dict[str, str]:
     """Why no limit explains a shortfall: the re-solves that would say did not run, or the
     plan itself stopped at the solver's time limit (the unserved penalty outweighs every
     cost of serving, so a proven optimum serves whatever it can: an unproven one may just
-    not have found that plan yet), or neither, which points at the penalty."""
+    not have found that plan yet), or neither, which points at the penalty. A plan whose
+    least shortfall is proven and only the cost at it is not (`shortfall_proven`) could
+    not serve more with more time."""
     if spent:
         detail = (
             f"{TIME_SPENT} (the re-solves with each limit lifted that would say which one binds)"
         )
         return {"cause": "unexplained", "detail": detail}
-    if plan.status != "optimal":
+    if plan.status != "optimal" and not plan.shortfall_proven:
         gap = f" with a {plan.gap:.1%} gap" if plan.gap is not None else ""
         return {
             "cause": "solver_stopped",

@@ -336,6 +336,7 @@ def cheapest_at_shortfall(
         cm, unserved, lambda: cost_per_column(model, cm), profile, incumbent=known
     )
     result = SolveResult(out.status, out.objective, out.bound, out.gap, "highs", out.message)
+    result.shortfall_proven = out.shortfall_proven
     t1 = time.perf_counter()
     if out.x is not None:
         write_back(cm, out.x)

@@ -60,6 +60,7 @@ class Outcome:
     # feasible in another scenario before it can call the result that scenario's optimum.
     stages: tuple[np.ndarray, ...] = ()
     proven: bool = False  # every stage optimal (a first stage at its limit is not)
+    shortfall_proven: bool = False  # the first stage (the least unserved) optimal
     timings: dict[str, float] = field(default_factory=dict)  # summed over the stages
     # The arrays the solution is optimal in (the last stage's: with the shortfall cap and
     # cost objective after a shortfall); None: the arrays solved.
@@ -148,7 +149,7 @@ def least_unserved_then_cheapest(
         first = solve_arrays(cm, profile, incumbent=incumbent)
     first.timings = _summed(first.timings, {"shortfall_lp_s": bound_s, "solve_s": bound_s})
     first.stages = () if first.x is None else (first.x,)
-    first.proven = first.status == "optimal"
+    first.proven = first.shortfall_proven = first.status == "optimal"
     if first.x is None or not _short(unserved_cols, first.x):
         return first
     return _cheapest_at_shortfall(cm, unserved_cols, cost_usd(), profile, first)
@@ -385,6 +386,7 @@ def _cheapest_at_shortfall(
     second.first_x = first.x
     second.stages = (*first.stages, *(() if second.x is None else (second.x,)))
     second.proven = first.proven and second.status == "optimal"
+    second.shortfall_proven = first.proven
     # Optimal only if the shortfall is proven least too, not just the cost at it.
     second.status = "optimal" if second.proven else "feasible_at_limit"
     second.timings = _summed(first.timings, second.timings)

@@ -226,6 +226,9 @@ class SolveResult:
     timings: dict[str, float] = field(default_factory=dict)
     model: pyo.ConcreteModel | None = None
     duals: dict[str, float] | None = None  # constraint name -> d objective / d rhs
+    # With demand left unserved: whether the least shortfall itself is proven (the cost
+    # at it may still stop at the time limit). None: not known (no shortfall stage ran).
+    shortfall_proven: bool | None = None
 
     @property
     def has_solution(self) -> bool:

@@ -978,6 +978,15 @@ def test_a_shortfall_no_limit_explains_blames_the_time_limit_only_when_the_plan_
     )
     assert list(stopped["cause"]) == ["solver_stopped"]
     assert "40.0% gap" in stopped["detail"].iloc[0] and "--time-limit" in stopped["detail"].iloc[0]
+    # Only the cost at the shortfall stopped early, the least shortfall itself is proven:
+    # more time would not serve more, so the time limit is not the reason.
+    cost_only = dataclasses.replace(
+        plan, status="feasible_at_limit", gap=0.4, shortfall_proven=True
+    )
+    assert Plan.from_json(cost_only.to_json()).shortfall_proven is True
+    explained = explain_unserved(cost_only, free, "exact")
+    assert list(explained["cause"]) == ["unexplained"]
+    assert "unserved penalty" in explained["detail"].iloc[0]
 
 
 def test_planner_plan_keeps_its_plan_and_names_what_the_time_limit_left_out(

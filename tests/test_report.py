@@ -78,6 +78,9 @@ def test_fixture_plan_has_what_the_tests_need(run: PlanRun) -> None:
     assert run.verification.passed
     assert plan.purchases["units"].sum() > 0
     assert IMPOSSIBLE in set(plan.unserved["workload"])
+    # run_planning records whether the least shortfall is proven (plan_read._unexplained)
+    assert plan.shortfall_proven is not None
+    assert plan.shortfall_proven or plan.status != "optimal"
 
 
 # -- content equals the plan -------------------------------------------------------------
