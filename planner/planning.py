@@ -335,8 +335,8 @@ def cheapest_at_shortfall(
     out = least_unserved_then_cheapest(
         cm, unserved, lambda: cost_per_column(model, cm), profile, incumbent=known
     )
-    result = SolveResult(out.status, out.objective, out.bound, out.gap, "highs", out.message)
-    result.shortfall_proven = out.shortfall_proven
+    result = SolveResult(out.status, out.objective, out.bound, out.gap, "highs", out.message,
+                         shortfall_proven=out.shortfall_proven)  # fmt: skip
     t1 = time.perf_counter()
     if out.x is not None:
         write_back(cm, out.x)

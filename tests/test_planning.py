@@ -12,6 +12,7 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
+from helpers_cli import USER_FILE, USER_TEXT, must_not_run, occupied_out
 from helpers_planning import both, candidate, make_data, sku
 from typer.testing import CliRunner
 
@@ -240,13 +241,11 @@ def test_planner_plan_with_no_arguments(tmp_path: Path, monkeypatch: pytest.Monk
 
 
 def test_plan_refuses_non_empty_out(tmp_path: Path) -> None:
-    out = tmp_path / "mine"
-    out.mkdir()
-    (out / "keep.txt").write_text("user data")
+    out = occupied_out(tmp_path)
     res = CliRunner().invoke(app, ["plan", "--out", str(out)])
     assert res.exit_code == 2
     assert "never overwritten" in res.output
-    assert (out / "keep.txt").read_text() == "user data"
+    assert (out / USER_FILE).read_text() == USER_TEXT
 
 
 def test_a_refused_out_costs_no_solve_and_a_failed_plan_leaves_no_folder(
@@ -254,19 +253,14 @@ def test_a_refused_out_costs_no_solve_and_a_failed_plan_leaves_no_folder(
 ) -> None:
     import planner.planning
 
-    def must_not_run(*args: object, **kwargs: object) -> None:
-        raise AssertionError("solved before the output folder was checked")
-
-    out = tmp_path / "mine"
-    out.mkdir()
-    (out / "keep.txt").write_text("user data")
+    out = occupied_out(tmp_path)
     with monkeypatch.context() as m:
-        m.setattr(planner.planning, "run_planning", must_not_run)
-        m.setattr(planner.planning, "trace_pareto", must_not_run)
+        m.setattr(planner.planning, "run_planning", must_not_run("solved"))
+        m.setattr(planner.planning, "trace_pareto", must_not_run("solved"))
         for extra in ([], ["--pareto", "3"]):
             res = CliRunner().invoke(app, ["plan", "--out", str(out), *extra])
             assert res.exit_code == 2 and "never overwritten" in res.output, res.output
-    assert [f.name for f in out.iterdir()] == ["keep.txt"]
+    assert [f.name for f in out.iterdir()] == [USER_FILE]
 
     # A demand CSV that is found bad while planning: exit 2, and neither the folder the
     # run named nor a default one under reports/out is left behind, empty.

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import typer
+from helpers_cli import USER_FILE, must_not_run, occupied_out
 from typer.testing import CliRunner
 
 from planner.catalog import load_catalog
@@ -537,19 +538,14 @@ def test_cli_checks_out_before_sweeping_and_leaves_no_folder_on_bad_input(
 ) -> None:
     import planner.sweep
 
-    def must_not_run(*args: object, **kwargs: object) -> None:
-        raise AssertionError("swept before the output folder was checked")
-
-    out = tmp_path / "mine"
-    out.mkdir()
-    (out / "keep.txt").write_text("user data")
+    out = occupied_out(tmp_path)
     with monkeypatch.context() as m:
-        m.setattr(planner.sweep, "run_sweep", must_not_run)
+        m.setattr(planner.sweep, "run_sweep", must_not_run("swept"))
         result = _run(
             cli, str(DEMAND), "--vary", "tpot_ms=10,20", "--out", str(out), "--no-progress"
         )
         assert result.exit_code == 2 and "never overwritten" in result.output, result.output
-    assert [f.name for f in out.iterdir()] == ["keep.txt"]
+    assert [f.name for f in out.iterdir()] == [USER_FILE]
     # an unknown --workload is found while sweeping: exit 2, and the folder is not left
     fresh = tmp_path / "fresh"
     result = _run(cli, str(DEMAND), "--vary", "tpot_ms=10,20", "--workload", "no-such-workload",
