@@ -26,6 +26,7 @@ from planner.solve import (
     TIME_SPENT,
     SolveResult,
     SolverProfile,
+    copy_values,
     load_profile,
     solve,
     time_for_follow_up,
@@ -55,9 +56,23 @@ def read_plan(model: pyo.ConcreteModel, data: PlanningData, result: SolveResult)
     )
 
 
-def solve_plan(data: PlanningData, profile: SolverProfile | str = "default") -> Plan:
-    """Build, solve and read a Plan in one call."""
-    result = solve(data, profile)
+def solve_plan(
+    data: PlanningData,
+    profile: SolverProfile | str = "default",
+    *,
+    start_from: pyo.ConcreteModel | None = None,
+) -> Plan:
+    """Build, solve and read a Plan in one call.
+
+    `start_from`: a solved model whose plan is feasible in `data` too (the same candidates
+    under looser limits, as planning.limit_savings lifts them); its values are the MIP
+    start (solve's warm_start). An infeasible start is dropped, so it only ever helps."""
+    if start_from is None:
+        result = solve(data, profile)
+    else:
+        model = build_model(data)
+        copy_values(start_from, model)
+        result = solve(model, profile, warm_start=True)
     assert result.model is not None
     return Plan.from_solution(result.model, data, result)
 

@@ -38,6 +38,7 @@ from planner.solve import (
     TIME_SPENT,
     SolveResult,
     SolverProfile,
+    copy_values,
     load_profile,
     run_deadline,
     run_seconds_left,
@@ -229,7 +230,7 @@ def _plan_and_explain(
     if result.has_solution:
         if limits_set(cs.data.settings):
             stage(STAGES["limits"])  # one re-solve or more
-        inputs.binding += limit_savings(plan, cs.data, profile)
+        inputs.binding += limit_savings(plan, cs.data, profile, model)
     if on_solved is not None and result.has_solution:
         on_solved(dataclasses.replace(plan, inputs=inputs.model_dump(mode="json")))
     if compare and result.has_solution:
@@ -276,7 +277,6 @@ def frontier_start(model: Any, cs: CandidateSet, sc: Scenario, profile: SolverPr
     at an 81 % gap, short of demand, without it. The frontier solve gets at most
     FRONTIER_START_SHARE of the time limit (0.7 s on the default forecast)."""
     from planner.candidates import prune_frontier_keeping_covers, sunk_skus
-    from planner.pyomo_env import pyo
 
     data = cs.data
     if sc.pruning_mode == "frontier" or profile.solver != "highs" or not len(cs.table):
@@ -292,17 +292,7 @@ def frontier_start(model: Any, cs: CandidateSet, sc: Scenario, profile: SolverPr
     share = profile.model_copy(update={"time_limit_s": FRONTIER_START_SHARE * profile.time_limit_s})
     if not cheapest_at_shortfall(sub, share, duals=False).has_solution:
         return False
-    for var in model.component_objects(pyo.Var, active=True):
-        same = sub.find_component(var.local_name)
-        for index, v in var.items():
-            w = None  # IndexedVar has no .get()
-            if same is not None and not same.is_indexed():
-                w = same
-            elif same is not None and index in same.index_set():
-                w = same[index]
-            v.set_value(
-                w.value if w is not None and w.value is not None else 0.0, skip_validation=True
-            )
+    copy_values(sub, model)
     return True
 
 
@@ -759,7 +749,9 @@ def limits_set(settings: Settings) -> list[tuple[str, str]]:
     return [(f, label) for f, label in _LIFTABLE.items() if getattr(settings, f) is not None]
 
 
-def limit_savings(plan: Plan, data: Any, profile: SolverProfile) -> list[dict[str, Any]]:
+def limit_savings(
+    plan: Plan, data: Any, profile: SolverProfile, solved: Any | None = None
+) -> list[dict[str, Any]]:
     """For each limit the scenario sets: re-solve with it lifted and report what it costs.
 
     A MIP has no duals, and the LP duals with integers fixed miss the value of buying a
@@ -767,7 +759,13 @@ def limit_savings(plan: Plan, data: Any, profile: SolverProfile) -> list[dict[st
     or more set, every one is lifted at once first: lifting one at a time lands between
     the plan and that (base >= lifting one >= lifting all), so when lifting all changes
     nothing no single limit binds, and one re-solve answers for all of them (the shipped
-    power_capped scenario: two budgets that do not bind, 30 -> 15 s)."""
+    power_capped scenario: two budgets that do not bind, 30 -> 15 s).
+
+    `solved`: the plan's solved model. Its plan is feasible with any limit lifted, so each
+    re-solve starts from it (solve_plan's start_from): a lifted plan is then never dearer
+    than the plan even when its re-solve stops at the time limit, and HiGHS proves the
+    lifted optimum sooner (power_capped's lifted MIP: 8.1-18.6 s without, 4.5-11.5 s with,
+    over three HiGHS seeds)."""
     from planner.plan_read import solve_plan
 
     set_limits = limits_set(data.settings)
@@ -775,9 +773,8 @@ def limit_savings(plan: Plan, data: Any, profile: SolverProfile) -> list[dict[st
 
     def lift(fields: list[str]) -> Plan:
         update = dict.fromkeys(fields, None)
-        return solve_plan(
-            dataclasses.replace(data, settings=data.settings.model_copy(update=update)), profile
-        )
+        lifted = dataclasses.replace(data, settings=data.settings.model_copy(update=update))
+        return solve_plan(lifted, profile, start_from=solved)
 
     def saving_of(lifted: Plan) -> float:
         return base_obj - (lifted.total_cost_usd + lifted.penalty_usd_per_rps * lifted.unserved_rps)

@@ -278,6 +278,24 @@ def solve(
     return result
 
 
+def copy_values(src: pyo.ConcreteModel, dst: pyo.ConcreteModel) -> None:
+    """Give every variable of `dst` the value of the same-named, same-indexed variable of
+    `src` (0 where `src` has none): a solved model's plan as another model's warm start
+    (`solve(..., warm_start=True)`). The models may differ in rows and in which indices
+    exist (a budget lifted, fewer candidates); variables are matched by name and index."""
+    for var in dst.component_objects(pyo.Var, active=True):
+        same = src.find_component(var.local_name)
+        for index, v in var.items():
+            w = None  # IndexedVar has no .get()
+            if same is not None and not same.is_indexed():
+                w = same
+            elif same is not None and index in same.index_set():
+                w = same[index]
+            v.set_value(
+                w.value if w is not None and w.value is not None else 0.0, skip_validation=True
+            )
+
+
 # Below this many columns the MIP runs without the rounded-relaxation start: HiGHS's own
 # root heuristics find a better incumbent sooner than our rounding does on small models
 # (default example: rounded start 5.5 M USD against the 1.445 M optimum, and the MIP took

@@ -574,6 +574,66 @@ def test_limits_that_do_not_bind_are_told_apart_in_one_re_solve(
     assert rows["power_budget_mw"]["binds"] == (power_mw < 1.0)
 
 
+def _spy_on_solves(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
+    """Record, for every solve that plan_read.solve_plan makes, whether it is warm-started
+    and the instance and purchase values its model starts from (None: built from data)."""
+    import planner.plan_read
+
+    seen: list[dict] = []
+    real = planner.plan_read.solve
+
+    def spy(model: object, profile: object, **kw: object) -> object:
+        given = getattr(model, "v_instances", None)
+        seen.append({
+            "warm_start": bool(kw.get("warm_start", False)),
+            "instances": None if given is None else [v.value for v in given.values()],
+            "buys": None if given is None else [v.value for v in model.v_buy.values()],  # type: ignore[attr-defined]
+        })  # fmt: skip
+        return real(model, profile, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(planner.plan_read, "solve", spy)
+    return seen
+
+
+def test_each_lifted_limit_re_solve_starts_from_the_plan(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The plan stays feasible with any limit lifted (the same candidates under looser
+    rows), so limit_savings hands the plan's solved model to each re-solve as its MIP
+    start: every lifted model starts at exactly the plan's instances and purchases, and
+    no lifted plan is dearer than the plan (its saving is never negative)."""
+    from planner.planning import limit_savings
+    from planner.solve import solve
+
+    data, _ = _budgeted_micro()
+    solved = solve(build_model(data), "exact")
+    plan = Plan.from_solution(solved.model, data, solved)
+    seen = _spy_on_solves(monkeypatch)
+    rows = limit_savings(plan, data, load_profile("exact"), solved.model)
+    assert len(seen) == 3  # both lifted at once (it changes the plan), then each alone
+    want_instances = [v.value for v in solved.model.v_instances.values()]
+    want_buys = [v.value for v in solved.model.v_buy.values()]
+    for call in seen:
+        assert call["warm_start"]
+        assert call["instances"] == want_instances and call["buys"] == want_buys
+    assert all(r["saving_if_lifted_usd"] >= 0.0 for r in rows)
+    assert {r["row"]: r["binds"] for r in rows} == {
+        "power_budget_mw": True, "capex_budget_usd": False,
+    }  # fmt: skip
+
+
+def test_run_planning_warm_starts_its_lifted_limits_from_the_plan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """run_planning passes its solved model on: the re-solve that prices a capex budget
+    starts from the plan it made, not from nothing."""
+    sc = Scenario(allowed_skus=SKUS, capex_budget_usd=50_000_000)
+    seen = _spy_on_solves(monkeypatch)
+    run = run_planning(write_demand(tmp_path, small_rows()), sc, catalog=CATALOG, explain=False)
+    assert run.plan.status == "optimal" and run.verification.passed
+    assert len(seen) == 1 and seen[0]["warm_start"] and seen[0]["instances"] is not None
+    started = np.array(seen[0]["instances"], dtype=float)
+    assert started.sum() == pytest.approx(float(run.plan.instances["count"].sum()))
+
+
 def test_a_binding_limit_names_its_period_and_prices_power_per_kw() -> None:
     """Shadow prices hold for small moves only: a power budget's is told per kW (one more MW
     can be many times a small fleet's budget), with the period it binds in."""
