@@ -765,7 +765,10 @@ def limit_savings(
     re-solve starts from it (solve_plan's start_from): a lifted plan is then never dearer
     than the plan even when its re-solve stops at the time limit, and HiGHS proves the
     lifted optimum sooner (power_capped's lifted MIP: 8.1-18.6 s without, 4.5-11.5 s with,
-    over three HiGHS seeds)."""
+    over three HiGHS seeds). It is handed to HiGHS as the MIP start, not only kept aside as
+    frontier_start's plan is: that plan is built on fewer candidates and sent HiGHS
+    strong-branching on the exhaustive forecast, while this one is the same model's
+    optimum under tighter rows, usually the lifted optimum or close to it."""
     from planner.plan_read import solve_plan
 
     set_limits = limits_set(data.settings)
