@@ -5,7 +5,8 @@ tables, SemiAnalysis InferenceX, vendor single-user speeds) are mapped row by ro
 planner's own query, `evaluate(ServingConfig, catalog)`, and a few physically meaningful
 factors per SKU are fitted so that the model's predictions match:
 
-* achieved fraction of peak compute, per compute precision the SKU's rows use,
+* achieved fraction of peak compute, per math the SKU's rows run in (a precision, or
+  W4A16: fp4 weights dequantized into bf16 matmuls where the chip has no FP4 math),
 * achieved fraction of peak memory bandwidth,
 * a fixed cost per transformer layer per forward step, in microseconds,
 * for SRAM systems only, a scale on chip-to-chip hop and all-reduce latencies.
@@ -41,6 +42,7 @@ from numpy.typing import NDArray
 from scipy.optimize import least_squares
 
 from planner.catalog import (
+    MATH_PEAK,
     CalibratedEfficiency,
     CalibrationFile,
     Catalog,
@@ -851,13 +853,28 @@ def load_device_ceilings(catalog: Catalog, path: Path | None = None) -> dict[str
     return device_ceilings(pd.read_csv(path), catalog) if path.exists() else {}
 
 
+def _peak_key(name: str) -> str:
+    """`compute.<math>` -> `compute.<precision whose peak it runs at>` (MATH_PEAK)."""
+    kind, _, math_ = name.partition(".")
+    return f"{kind}.{MATH_PEAK.get(math_, math_)}" if kind == "compute" else name
+
+
+def _default_compute(defaults: Mapping[str, float], math_: str) -> float:
+    """A compute fraction's start and prior: the catalog's for that math, else that of the
+    precision whose peak it runs at (W4A16: bf16), else the SKU's first."""
+    first = next(v for k, v in defaults.items() if k.startswith("compute."))
+    name = f"compute.{math_}"
+    return defaults.get(name, defaults.get(_peak_key(name), first))
+
+
 def _bounds(name: str, ceilings: Mapping[str, float] | None = None) -> tuple[float, float]:
     if name == "layer_overhead_us":
         return OVERHEAD_BOUNDS_US
     if name == "comm_latency_scale":
         return COMM_LATENCY_SCALE_BOUNDS
     lo, hi = EFF_BOUNDS
-    return lo, min(hi, (ceilings or {}).get(name, hi))
+    # A dequantizing matmul (W4A16) cannot beat the plain GEMM at the peak it runs at.
+    return lo, min(hi, (ceilings or {}).get(_peak_key(name), hi))
 
 
 def _prior(name: str, value: float, default: float) -> float:
@@ -894,8 +911,7 @@ def fit_sku(
     names.append("layer_overhead_us")
     if hw.is_sram and min(multi, len(use) - multi) >= MIN_ROWS_EACH_SIDE:
         names.append("comm_latency_scale")
-    fallback = next(v for k, v in defaults.items() if k.startswith("compute."))
-    base_comp = np.array([defaults.get(f"compute.{p}", fallback) for p in terms.precisions])
+    base_comp = np.array([_default_compute(defaults, p) for p in terms.precisions])
     measured = np.array([c.measured for c in use], dtype=float)
 
     # The optimiser works on z: the factor itself, except the comm-latency scale, which
@@ -917,7 +933,11 @@ def fit_sku(
 
     lo = np.array([_bounds(n, ceilings)[0] for n in names])
     hi = np.array([_bounds(n, ceilings)[1] for n in names])
-    x0 = np.clip(np.array([defaults.get(n, fallback) for n in names]), lo, hi)
+    x0 = np.array([
+        _default_compute(defaults, n.split(".", 1)[1]) if n.startswith("compute.") else defaults[n]
+        for n in names
+    ])  # fmt: skip
+    x0 = np.clip(x0, lo, hi)
     prior0 = {n: float(v) for n, v in zip(names, x0, strict=True)}
 
     def residuals(z: Array) -> Array:
@@ -1093,7 +1113,8 @@ def load_uncalibrated_catalog(root: Path | None = None) -> Catalog:
 
 METHOD = (
     "scipy least_squares (trf, soft_l1, f_scale 0.1) on log(predicted / measured) through "
-    "evaluate(); per SKU: compute fraction per precision and bandwidth fraction in [0.15, 1] "
+    "evaluate(); per SKU: compute fraction per math (a precision, or w4a16: fp4 weights in "
+    "bf16 matmuls on chips without FP4 math) and bandwidth fraction in [0.15, 1] "
     f"(capped at the kernel ceilings in {DEVICE_CSV} where measured), "
     "per-layer overhead in [0, 500] us, and for SRAM systems a comm-latency scale; prior "
     "toward catalog defaults (weight 1, none on comm); runs with md5(run id) % 5 == 0 held out. "
@@ -1275,7 +1296,7 @@ def report_lines(result: CalibrationResult) -> list[str]:
         if not f.written:
             lines.append(f"  {sku:<12} not written ({f.message}, {f.rows_fit} rows)")
             continue
-        parts = [f"compute.{p} {f.defaults.get('compute.' + p, float('nan')):.2f}->{v:.2f}"
+        parts = [f"compute.{p} {_default_compute(f.defaults, p):.2f}->{v:.2f}"
                  for p, v in f.compute.items()]  # fmt: skip
         if f.bandwidth is not None:
             parts.append(f"bandwidth {f.defaults['bandwidth']:.2f}->{f.bandwidth:.2f}")
@@ -1338,9 +1359,8 @@ def check_surrogate(cases: list[Case], catalog: Catalog) -> float:
         by_sku.setdefault(c.sku, []).append(c)
     for sku, cs in by_sku.items():
         d = _defaults(catalog.hardware[sku])
-        fallback = next(v for k, v in d.items() if k.startswith("compute."))
         t = case_terms(cs, catalog)
-        comp = np.array([d.get(f"compute.{p}", fallback) for p in t.precisions])
+        comp = np.array([_default_compute(d, p) for p in t.precisions])
         fast = t.predict(comp, d["bandwidth"], d["layer_overhead_us"], d["comm_latency_scale"])
         for c, f in zip(cs, fast, strict=True):
             worst = max(worst, abs(f / predict(c, catalog) - 1.0))

@@ -53,6 +53,14 @@ def data_dir(name: str) -> Path:
 
 Precision = Literal["bf16", "fp8", "fp4", "int8"]
 PRECISIONS: tuple[str, ...] = ("bf16", "fp8", "fp4", "int8")
+# The math a matmul runs in, which keys a chip's compute efficiency: a precision the chip
+# computes in natively, or "w4a16", 4-bit weights dequantized inside 16-bit matmuls, which
+# is how engines run FP4 checkpoints on chips without FP4 math (perf.specs.compute_precision).
+# W4A16 runs at the 16-bit peak (MATH_PEAK) but has an efficiency of its own: the
+# dequantization costs instructions, and measured gpt-oss-120b throughput on H100/H200 is
+# far below what dense 16-bit efficiency predicts.
+MathPrecision = Literal["bf16", "fp8", "fp4", "int8", "w4a16"]
+MATH_PEAK: dict[str, str] = {"w4a16": "bf16"}  # math -> the compute_tflops entry it runs at
 
 # Bytes per element. FP4 weights carry block scales (MXFP4: one E8M0 per 32 values,
 # NVFP4: one FP8 per 16): about 4.5 bits, as in ../reference/models.md section 3. The KV
@@ -186,7 +194,7 @@ class Efficiency(Strict):
     measurements and writes catalogs/calibration.yaml, which overrides them.
     """
 
-    compute: dict[Precision, Sourced]
+    compute: dict[MathPrecision, Sourced]
     bandwidth: Sourced
     # Fixed cost per transformer layer per forward step (kernel launches and syncs on a GPU,
     # the per-layer cycle cost of a spatial SRAM pipeline). None: the perf model uses a
@@ -249,7 +257,9 @@ class Hardware(Strict):
                 f"source tag(s) {unknown} are used but not listed in `sources` "
                 f"(listed: {sorted(self.sources)})"
             )
-        missing = sorted(set(self.efficiency.compute) - set(self.compute_tflops))
+        missing = sorted(
+            p for p in self.efficiency.compute if MATH_PEAK.get(p, p) not in self.compute_tflops
+        )
         if missing:
             raise ValueError(f"efficiency.compute has precisions {missing} with no peak TFLOPS")
         for p, v in self.compute_tflops.items():
@@ -268,7 +278,8 @@ class Hardware(Strict):
         return self.primary_memory.kind == "sram"
 
     def peak_tflops(self, precision: str) -> float | None:
-        v = self.compute_tflops.get(precision)  # type: ignore[call-overload]
+        """Dense peak of a precision or math (MathPrecision: W4A16 runs at the bf16 peak)."""
+        v = self.compute_tflops.get(MATH_PEAK.get(precision, precision))  # type: ignore[call-overload]
         return v.value if v is not None else None
 
 
@@ -673,7 +684,7 @@ def validate_paths(paths: Iterable[Path]) -> int:
 
 
 class CalibratedEfficiency(Strict):
-    compute: dict[Precision, float] = Field(default_factory=dict)
+    compute: dict[MathPrecision, float] = Field(default_factory=dict)
     bandwidth: float | None = None
     layer_overhead_us: float | None = Field(default=None, ge=0)
     comm_latency_scale: float | None = Field(default=None, gt=0)

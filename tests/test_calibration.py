@@ -60,7 +60,15 @@ def _with_factors(
 @pytest.mark.parametrize(
     "sku,truth",
     [
-        ("h200-sxm", {"compute.fp8": 0.55, "bandwidth": 0.7, "layer_overhead_us": 30.0}),
+        (
+            "h200-sxm",
+            {
+                "compute.fp8": 0.55,
+                "compute.w4a16": 0.25,
+                "bandwidth": 0.7,
+                "layer_overhead_us": 30.0,
+            },
+        ),
         (
             "b200",
             {"compute.fp4": 0.45, "compute.fp8": 0.65, "bandwidth": 0.6, "layer_overhead_us": 60.0},
@@ -182,10 +190,12 @@ def test_fast_replica_is_evaluate(cases_and_exclusions: tuple[list[cal.Case], li
     """The fit's vectorised replica equals evaluate(), at defaults and at other factors."""
     cases = cases_and_exclusions[0]
     assert cal.check_surrogate(cases[::7], RAW) < 1e-9
-    shifted = _with_factors(RAW, "h200-sxm", {"fp8": 0.4}, 0.5, 70.0)
-    h200 = [c for c in cases if c.sku == "h200-sxm"][::5]
+    compute = {"fp8": 0.4, "w4a16": 0.2}  # gpt-oss rows run W4A16 on Hopper
+    shifted = _with_factors(RAW, "h200-sxm", compute, 0.5, 70.0)
+    h200 = [c for c in cases if c.sku == "h200-sxm"][::3]
     t = cal.case_terms(h200, RAW)
-    fast = t.predict(np.array([0.4] * len(t.precisions)), 0.5, 70.0)
+    assert set(t.precisions) == set(compute)
+    fast = t.predict(np.array([compute[p] for p in t.precisions]), 0.5, 70.0)
     slow = np.array([cal.predict(c, shifted) for c in h200])
     assert np.allclose(fast, slow, rtol=1e-9)
 

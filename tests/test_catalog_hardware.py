@@ -263,6 +263,13 @@ def _add_fp4_efficiency(raw: dict[str, Any]) -> None:
     raw["efficiency"]["compute"]["fp4"] = {"value": 0.7, "basis": "estimate", "source": "E1"}
 
 
+def _w4a16_efficiency_without_a_bf16_peak(raw: dict[str, Any]) -> None:
+    """W4A16 runs at the bf16 peak: its fraction needs one."""
+    raw["compute_tflops"].pop("bf16")
+    raw["efficiency"]["compute"].pop("bf16", None)
+    raw["efficiency"]["compute"]["w4a16"] = {"value": 0.2, "basis": "estimate", "source": "E1"}
+
+
 # (rule, mutation, text that must appear in the message: field, bad value, reason)
 RULES: list[tuple[str, Mutation, list[str]]] = [
     (
@@ -319,6 +326,11 @@ RULES: list[tuple[str, Mutation, list[str]]] = [
         "efficiency for a precision with no peak",
         _add_fp4_efficiency,
         ["efficiency.compute has precisions ['fp4'] with no peak TFLOPS"],
+    ),
+    (
+        "W4A16 efficiency on a chip with no bf16 peak",
+        _w4a16_efficiency_without_a_bf16_peak,
+        ["efficiency.compute has precisions ['w4a16'] with no peak TFLOPS"],
     ),
     (
         "unknown basis",

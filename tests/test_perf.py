@@ -15,7 +15,7 @@ from planner.cli import app
 from planner.perf.evaluate import ServingConfig, evaluate
 from planner.perf.phases import decode_step, experts_touched, prefill
 from planner.perf.specdec import expected_tokens_per_step
-from planner.perf.specs import chip_spec, model_dims, weight_bytes_per_param
+from planner.perf.specs import chip_spec, compute_precision, model_dims, weight_bytes_per_param
 
 CATALOG = load_catalog()
 GPUS = ["h100-sxm", "h200-sxm", "b200", "mi300x"]
@@ -384,3 +384,71 @@ def test_cli_frontier_writes_png(tmp_path) -> None:
     t = table.sort_values("batch")
     assert t["tokens_per_s_per_user"].is_monotonic_decreasing
     assert t["tokens_per_s_per_mw"].is_monotonic_increasing
+
+
+# ---- FP4 checkpoints on chips without FP4 math ------------------------------------------
+
+
+def test_fp4_weights_without_fp4_math_run_as_w4a16_at_the_bf16_peak() -> None:
+    """Engines dequantize FP4 weights into BF16 matmuls where the chip has no FP4 math
+    (W4A16), so the roofline's compute side is the bf16 peak at the W4A16 fraction (bf16's
+    where the chip has none of its own), while the weights still stream at FP4's bytes."""
+    h100, b200, mi300x = (CATALOG.hardware[k] for k in ("h100-sxm", "b200", "mi300x"))
+    assert compute_precision(h100, "fp4") == "w4a16"
+    assert compute_precision(b200, "fp4") == "fp4"
+    assert compute_precision(h100, "fp8") == "fp8"
+    h = chip_spec(h100, "fp4")
+    assert h.peak_tflops == h100.compute_tflops["bf16"].value
+    assert h.eff_compute == h100.efficiency.compute["w4a16"].value  # fitted on gpt-oss rows
+    assert h.eff_compute < chip_spec(h100, "fp8").eff_compute
+    m = chip_spec(mi300x, "fp4")
+    assert "w4a16" not in mi300x.efficiency.compute
+    assert (m.peak_tflops, m.eff_compute) == (
+        mi300x.compute_tflops["bf16"].value,
+        mi300x.efficiency.compute["bf16"].value,
+    )
+    assert chip_spec(b200, "fp4").peak_tflops == b200.compute_tflops["fp4"].value
+
+
+def test_w4a16_fraction_slows_fp4_models_only() -> None:
+    """Lowering the W4A16 fraction slows gpt-oss prefill on H100 in proportion where it is
+    compute-bound, and leaves an FP8 model's prefill on the same chip unchanged."""
+    hw = CATALOG.hardware["h100-sxm"]
+    w = hw.efficiency.compute["w4a16"]
+    halved = hw.efficiency.model_copy(
+        update={
+            "compute": {
+                **hw.efficiency.compute,
+                "w4a16": w.model_copy(update={"value": w.value / 2}),
+            }
+        }
+    )
+    slow = CATALOG.model_copy(
+        update={
+            "hardware": {
+                **CATALOG.hardware,
+                "h100-sxm": hw.model_copy(update={"efficiency": halved}),
+            }
+        }
+    )
+    fp4 = dict(
+        model="gpt-oss-120b",
+        hardware="h100-sxm",
+        tp=1,
+        batch=8,
+        precision="fp4",
+        prompt_tokens=8192,
+    )
+    fp8 = dict(
+        model="llama-3.1-70b",
+        hardware="h100-sxm",
+        tp=2,
+        batch=8,
+        precision="fp8",
+        prompt_tokens=8192,
+    )
+    a, b = (evaluate(ServingConfig(**fp4), c) for c in (CATALOG, slow))  # type: ignore[arg-type]
+    assert a.feasible and b.feasible
+    assert b.prefill_ms > 1.5 * a.prefill_ms
+    c8, d8 = (evaluate(ServingConfig(**fp8), c) for c in (CATALOG, slow))  # type: ignore[arg-type]
+    assert c8.prefill_ms == d8.prefill_ms

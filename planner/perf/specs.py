@@ -10,9 +10,11 @@ from dataclasses import dataclass
 
 from planner.catalog import (
     KV_BYTES,
+    MATH_PEAK,
     WEIGHT_BYTES,
     Hardware,
     ModelSpec,
+    Sourced,
     kv_elements_per_token_per_layer,
 )
 
@@ -156,16 +158,39 @@ class ChipSpec:
 
 
 def compute_precision(hw: Hardware, precision: str) -> str | None:
-    """Precision whose peak the matmuls run at.
+    """The math the matmuls run in (a catalog.MathPrecision): it keys the compute efficiency,
+    and its peak (Hardware.peak_tflops) sets the compute roofline.
 
-    Weights stored narrower than the chip's narrowest math (fp4 weights on an fp8-only
-    chip) are up-converted: the bytes stay small, the math runs at the wider peak.
+    Weights stored narrower than the chip's narrowest math are up-converted: the bytes stay
+    small, the math runs at a wider peak. FP4 checkpoints on chips without FP4 math run as
+    W4A16, weights dequantized into BF16 matmuls, not FP8: TensorRT-LLM runs gpt-oss on
+    H100/H200 with OpenAI's Triton MoE kernels (its own MoE backend "is not supported on
+    Hopper": NVIDIA/TensorRT-LLM#7101), vLLM's Hopper MXFP4 MoE is "bf16 x mxfp4"
+    (vllm-project/vllm#23369, #23696), and Triton's Hopper MXFP4 matmul takes BF16 or FP16
+    inputs (triton-lang/triton#11361).
     """
-    order = {"fp4": ["fp4", "fp8", "bf16"], "fp8": ["fp8", "bf16"], "int8": ["int8", "fp8", "bf16"]}
+    order = {
+        "fp4": ["fp4", "w4a16", "fp8"],
+        "fp8": ["fp8", "bf16"],
+        "int8": ["int8", "fp8", "bf16"],
+    }
     for p in order.get(precision, ["bf16"]):
-        if p in hw.compute_tflops:
+        if hw.peak_tflops(p) is not None:
             return p
     return None
+
+
+def compute_fraction(hw: Hardware, math: str) -> Sourced:
+    """The achieved fraction of peak of `math` (compute_precision) on `hw`.
+
+    A math without a fraction of its own falls back to the precision whose peak it runs at
+    (W4A16 -> bf16: an uncalibrated chip is assumed to dequantize for free, which flatters
+    it), then to the chip's first documented precision."""
+    compute = hw.efficiency.compute
+    for key in (math, MATH_PEAK.get(math, math)):
+        if key in compute:
+            return compute[key]  # type: ignore[index]
+    return next(iter(compute.values()))
 
 
 def chip_spec(hw: Hardware, precision: str) -> ChipSpec:
@@ -174,9 +199,7 @@ def chip_spec(hw: Hardware, precision: str) -> ChipSpec:
         raise ValueError(f"{hw.id} lists no compute peak usable for {precision}")
     mem = hw.primary_memory
     eff = hw.efficiency
-    eff_c = eff.compute.get(cp)  # type: ignore[call-overload]
-    if eff_c is None:  # fall back to the closest documented precision on this chip
-        eff_c = next(iter(eff.compute.values()))
+    eff_c = compute_fraction(hw, cp)
     su, so = hw.scale_up, hw.scale_out
     overhead = eff.layer_overhead_us
     lat = eff.comm_latency_scale.value if eff.comm_latency_scale is not None else 1.0
@@ -186,7 +209,7 @@ def chip_spec(hw: Hardware, precision: str) -> ChipSpec:
         sku=hw.id,
         kind=hw.kind,
         precision=precision,
-        peak_tflops=hw.compute_tflops[cp].value,  # type: ignore[index]
+        peak_tflops=hw.compute_tflops[MATH_PEAK.get(cp, cp)].value,  # type: ignore[index]
         eff_compute=eff_c.value,
         capacity_gb=mem.capacity_gb.value,
         usable_fraction=mem.usable_fraction.value,

@@ -9,7 +9,8 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from planner.catalog import CalibrationFile, Hardware, Sourced, data_dir
+from planner.catalog import MATH_PEAK, CalibrationFile, Hardware, Sourced, data_dir
+from planner.perf.specs import compute_fraction, compute_precision
 from planner.report.model import ReportTable
 from planner.report.view import PlanView
 from planner.scenario import PRUNING_NOTES, pruning_mode
@@ -118,10 +119,13 @@ def _hardware_rows(hw: Hardware, precisions: set[str]) -> list[dict[str, Any]]:
         ("bandwidth efficiency", hw.efficiency.bandwidth, "fraction of peak"),
         ("per-layer overhead", hw.efficiency.layer_overhead_us, "us"),
     ]
-    for prec in sorted(precisions & set(hw.compute_tflops)):
-        items.append((f"dense peak {prec}", hw.compute_tflops[prec], "TFLOPS"))  # type: ignore[index]
-        eff = hw.efficiency.compute.get(prec)  # type: ignore[call-overload]
-        items.append((f"compute efficiency {prec}", eff, "fraction of peak"))
+    # The math each served precision runs in here (fp4 weights on a chip without FP4 math
+    # run as W4A16, at the bf16 peak) and the fraction the model uses for it.
+    maths = {m for m in (compute_precision(hw, p) for p in precisions if p) if m is not None}
+    for peak in sorted({MATH_PEAK.get(mp, mp) for mp in maths}):
+        items.append((f"dense peak {peak}", hw.compute_tflops[peak], "TFLOPS"))  # type: ignore[index]
+    for mp in sorted(maths):
+        items.append((f"compute efficiency {mp}", compute_fraction(hw, mp), "fraction of peak"))
     rows = [_sourced(hw, q, v, u) for q, v, u in items]
     avail = {"sku": hw.id, "quantity": "available from", "value": str(hw.available_from),
              "unit": "date", "basis": hw.status, "source": hw.available_from_source, "note": "",
