@@ -30,7 +30,7 @@ import hashlib
 import math
 import re
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
@@ -46,12 +46,15 @@ from planner.catalog import (
     CalibratedEfficiency,
     CalibrationFile,
     Catalog,
+    Efficiency,
     Hardware,
     ModelSpec,
+    PooledEfficiency,
     RequestOverheadDefault,
     _load_dir,
     apply_calibration,
     data_dir,
+    pooled_factors,
     yaml_files,
 )
 from planner.errors import InputProblem, PlannerInputError
@@ -1124,7 +1127,7 @@ METHOD = (
 
 def calibration_file(
     fits: dict[str, SkuFit], median_ape: dict[str, float], data_label: str, today: dt.date,
-    overheads: OverheadFit | None = None,
+    overheads: OverheadFit | None = None, pooled: PooledEfficiency | None = None,
 ) -> CalibrationFile:  # fmt: skip
     """The CalibrationFile for SKUs that had enough rows (others stay uncalibrated)."""
     hw: dict[str, CalibratedEfficiency] = {}
@@ -1157,8 +1160,9 @@ def calibration_file(
             method=f"{OVERHEAD_METHOD}, pooled over every SKU with TTFT rows",
         )  # fmt: skip
     return CalibrationFile(
-        fitted_on=today, method=METHOD, data=data_label, request_overhead=default, hardware=hw
-    )
+        fitted_on=today, method=METHOD, data=data_label, request_overhead=default,
+        pooled=pooled, hardware=hw,
+    )  # fmt: skip
 
 
 def calibration_yaml(cal: CalibrationFile, summary: pd.DataFrame | None = None) -> str:
@@ -1186,6 +1190,78 @@ def calibration_yaml(cal: CalibrationFile, summary: pd.DataFrame | None = None) 
 # --------------------------------------------------------------------------------------
 
 
+# --------------------------------------------------------------------------------------
+# SKUs without measurements: the calibrated SKUs' typical shortfall from their defaults
+# --------------------------------------------------------------------------------------
+
+POOLED_METHOD = (
+    "medians over the calibrated HBM/GDDR SKUs of fitted / catalog compute fraction (native "
+    "precisions), fitted / catalog bandwidth fraction, and fitted per-layer overhead"
+)
+# Fewer calibrated SKUs than this and unmeasured SKUs keep their catalog defaults.
+MIN_POOLED_SKUS = 3
+
+
+def pooled_efficiency(
+    fits: Mapping[str, SkuFit], raw: Catalog, exclude: Collection[str] = ()
+) -> PooledEfficiency | None:
+    """What an unmeasured HBM/GDDR SKU is assumed to reach (catalog.PooledEfficiency), from
+    the fitted SKUs other than `exclude`. SRAM systems are left out: their fits are of
+    overheads and hop latencies, not of the roofline fractions. W4A16 fractions are left
+    out of the compute ratio: they measure dequantization (and one model), not a chip."""
+    comp: list[float] = []
+    bw: list[float] = []
+    overhead: list[float] = []
+    for sku, f in sorted(fits.items()):
+        if not f.written or sku in exclude or raw.hardware[sku].is_sram:
+            continue
+        comp += [v / _default_compute(f.defaults, p) for p, v in f.compute.items()
+                 if p not in MATH_PEAK]  # fmt: skip
+        if f.bandwidth is not None:
+            bw.append(f.bandwidth / f.defaults["bandwidth"])
+        overhead.append(float(f.layer_overhead_us))  # type: ignore[arg-type]
+    if len(overhead) < MIN_POOLED_SKUS or not comp or not bw:
+        return None
+    return PooledEfficiency(
+        compute_ratio=round(float(np.median(comp)), 4),
+        bandwidth_ratio=round(float(np.median(bw)), 4),
+        layer_overhead_us=round(float(np.median(overhead)), 2),
+        skus=len(overhead),
+        method=POOLED_METHOD,
+    )
+
+
+def pooled_cross_check(cases: list[Case], raw: Catalog, fits: Mapping[str, SkuFit]) -> pd.DataFrame:
+    """Leave one SKU out: each calibrated HBM/GDDR SKU's throughput and latency rows (fit and
+    held out) predicted with its catalog defaults and with the pooled estimate made from the
+    *other* SKUs' fits, as if it had never been measured. Whether pooling beats the
+    defaults is measured here, not assumed."""
+    out = []
+    for sku, f in sorted(fits.items()):
+        if not f.written or raw.hardware[sku].is_sram:
+            continue
+        pooled = pooled_efficiency(fits, raw, exclude={sku})
+        rows = [c for c in cases if c.sku == sku and c.fitted]
+        if pooled is None or not rows:
+            continue
+        hw = raw.hardware[sku]
+        eff = Efficiency.model_validate(
+            {**dict(hw.efficiency), **pooled_factors(hw.efficiency, pooled)}
+        )
+        sources = {**hw.sources, "CAL": POOLED_METHOD}
+        unmeasured = hw.model_copy(update={"efficiency": eff, "sources": sources})
+        as_pooled = Catalog(hardware={**raw.hardware, sku: unmeasured}, models=raw.models)
+        measured = np.array([c.measured for c in rows])
+        for label, catalog in (("catalog defaults", raw), ("pooled from the others", as_pooled)):
+            log_err = np.log(np.array([predict(c, catalog) for c in rows]) / measured)
+            out.append({
+                "sku": sku, "estimate": label, "rows": len(rows),
+                "median_abs_pct_error": float(np.median(np.abs(np.expm1(log_err))) * 100),
+                "rms_log_error": float(np.sqrt(np.mean(log_err**2))),
+            })  # fmt: skip
+    return pd.DataFrame(out)
+
+
 @dataclass(frozen=True)
 class CalibrationResult:
     cases: list[Case]
@@ -1197,6 +1273,8 @@ class CalibrationResult:
     calibration: CalibrationFile
     yaml_text: str
     skus: list[str]  # every catalog SKU (those not in `calibration` stay uncalibrated)
+    pooled_check: pd.DataFrame  # pooled_cross_check
+    sram: dict[str, bool]  # per catalog SKU: an SRAM system (no pooled estimate)
 
 
 def calibrate(
@@ -1222,15 +1300,18 @@ def calibrate(
 
     # The request overhead is the TTFT left over once the efficiencies are fitted; the
     # median errors are then computed through the file as written.
-    overheads = fit_request_overheads(cases, applied(calibration_file(fits, {}, data_label, today)))
-    draft = calibration_file(fits, {}, data_label, today, overheads)
+    pooled = pooled_efficiency(fits, raw)
+    first = calibration_file(fits, {}, data_label, today, pooled=pooled)
+    overheads = fit_request_overheads(cases, applied(first))
+    draft = calibration_file(fits, {}, data_label, today, overheads, pooled)
     errors = error_table(cases, applied(draft))
-    cal = calibration_file(fits, median_ape_by_sku(errors), data_label, today, overheads)
+    cal = calibration_file(fits, median_ape_by_sku(errors), data_label, today, overheads, pooled)
     return CalibrationResult(
         cases=cases, excluded=excluded, fits=fits, overheads=overheads,
         errors_before=errors_before, errors=errors,
         calibration=cal, yaml_text=calibration_yaml(cal, summarize(errors, "family")),
-        skus=sorted(raw.hardware),
+        skus=sorted(raw.hardware), pooled_check=pooled_cross_check(cases, raw, fits),
+        sram={k: h.is_sram for k, h in raw.hardware.items()},
     )  # fmt: skip
 
 
@@ -1266,6 +1347,7 @@ def write_outputs(result: CalibrationResult, out_dir: Path) -> dict[str, Path]:
         "summary_family": out_dir / "summary_by_family.csv",
         "summary_sku": out_dir / "summary_by_sku.csv",
         "calibration": out_dir / "calibration.yaml",
+        "pooled_check": out_dir / "pooled_check.csv",
     }
     result.errors.to_csv(paths["errors"], index=False)
     result.errors_before.to_csv(paths["errors_before"], index=False)
@@ -1275,6 +1357,7 @@ def write_outputs(result: CalibrationResult, out_dir: Path) -> dict[str, Path]:
     summarize(result.errors, "family").to_csv(paths["summary_family"], index=False)
     summarize(result.errors, "sku").to_csv(paths["summary_sku"], index=False)
     paths["calibration"].write_text(result.yaml_text)
+    result.pooled_check.to_csv(paths["pooled_check"], index=False)
     return paths
 
 
@@ -1319,9 +1402,44 @@ def report_lines(result: CalibrationResult) -> list[str]:
             if by == "family" and title.startswith("before"):
                 break
     lines += ttft_lines(result)
-    uncal = sorted(set(result.skus) - set(result.calibration.hardware))
-    lines += ["", "uncalibrated (no usable rows; catalog defaults, marked in every output): "
+    lines += pooled_lines(result)
+    fitted = {k for k, v in result.calibration.hardware.items() if v.rows_used}
+    uncal = sorted(set(result.skus) - fitted)
+    lines += ["", "uncalibrated (no usable rows; marked in every output): "
               + (", ".join(uncal) or "none")]  # fmt: skip
+    if result.calibration.pooled is not None:
+        sram = [k for k in uncal if result.sram.get(k)]
+        lines.append("  they get the pooled estimate above"
+                     + (f", except SRAM systems, which keep catalog defaults: {', '.join(sram)}" if sram else ""))  # fmt: skip
+    return lines
+
+
+def pooled_lines(result: CalibrationResult) -> list[str]:
+    """The pooled estimate for unmeasured SKUs and its leave-one-SKU-out check."""
+    p = result.calibration.pooled
+    if p is None:
+        return ["", "no pooled estimate (fewer than "
+                f"{MIN_POOLED_SKUS} calibrated HBM/GDDR SKUs): unmeasured SKUs keep catalog defaults"]  # fmt: skip
+    lines = [
+        "",
+        f"unmeasured HBM/GDDR SKUs (pooled over {p.skus} calibrated ones): compute fraction "
+        f"x {p.compute_ratio:.3f}, bandwidth fraction x {p.bandwidth_ratio:.3f} of the catalog's, "
+        f"per-layer overhead {p.layer_overhead_us:.1f} us",
+        "  leave-one-SKU-out check (each calibrated SKU predicted as if unmeasured), "
+        "median abs % error / RMS log error:",
+    ]
+    chk = result.pooled_check
+    for sku, g in chk.groupby("sku", sort=True):
+        d, q = (
+            g[g["estimate"] == e].iloc[0] for e in ("catalog defaults", "pooled from the others")
+        )
+        lines.append(f"    {sku:<12} defaults {d.median_abs_pct_error:6.1f} % / {d.rms_log_error:.3f}"
+                     f"   pooled {q.median_abs_pct_error:6.1f} % / {q.rms_log_error:.3f}  (n={d.rows})")  # fmt: skip
+    if len(chk):
+        med = chk.groupby("estimate")[["median_abs_pct_error", "rms_log_error"]].median()
+        d, q = med.loc["catalog defaults"], med.loc["pooled from the others"]
+        lines.append(f"    median over SKUs: defaults {d.median_abs_pct_error:.1f} % / "
+                     f"{d.rms_log_error:.3f}, pooled {q.median_abs_pct_error:.1f} % / {q.rms_log_error:.3f}")  # fmt: skip
     return lines
 
 

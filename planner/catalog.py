@@ -703,11 +703,35 @@ class RequestOverheadDefault(Strict):
     method: str
 
 
+# What the outputs say of an uncalibrated SKU's efficiency (apply_calibration).
+UNMEASURED = (
+    "no measurements of their own: efficiency estimated from the measured SKUs' "
+    "(calibration.yaml pooled), catalog defaults for SRAM systems"
+)
+
+
+class PooledEfficiency(Strict):
+    """What an HBM/GDDR SKU without measurements of its own is assumed to reach: its catalog
+    compute and bandwidth fractions scaled as the calibrated SKUs' typically fall short of
+    theirs (medians of fitted / default), and their median per-layer overhead.
+
+    Without it an unmeasured SKU kept spec-sheet fractions and a 4 us overhead against
+    6-170 us fitted on every measured GPU, so plans leaned on exactly the SKUs nobody had
+    measured."""
+
+    compute_ratio: float = Field(gt=0)
+    bandwidth_ratio: float = Field(gt=0)
+    layer_overhead_us: float = Field(ge=0)
+    skus: int = Field(ge=1)  # calibrated SKUs the medians are over
+    method: str
+
+
 class CalibrationFile(Strict):
     fitted_on: dt.date
     method: str
     data: str  # which measurement file, with its source
     request_overhead: RequestOverheadDefault | None = None
+    pooled: PooledEfficiency | None = None
     hardware: dict[str, CalibratedEfficiency]
 
 
@@ -740,17 +764,38 @@ def apply_calibration(catalog: Catalog, path: Path) -> Catalog:
     for sku_id, hw in hardware.items():
         fit = cal.hardware.get(sku_id)
         source = {**hw.sources, "CAL": f"{path.name}: {cal.method}"}
-        eff = _calibrated_efficiency(hw.efficiency, fit, cal)
+        eff = _calibrated_efficiency(hw.efficiency, fit, cal, hw.is_sram)
         if eff is not hw.efficiency:
             hardware[sku_id] = hw.model_copy(update={"efficiency": eff, "sources": source})
     return Catalog(hardware=hardware, models=catalog.models)
 
 
+def pooled_factors(eff: Efficiency, pooled: PooledEfficiency) -> dict[str, object]:
+    """An unmeasured SKU's compute and bandwidth fractions and per-layer overhead from the
+    calibrated SKUs' medians (PooledEfficiency), as estimates; a fraction stays <= 1."""
+    how = f"no measurements of this SKU: {pooled.method}"
+
+    def scaled(v: Sourced, ratio: float) -> Sourced:
+        value = min(1.0, round(v.value * ratio, 4))
+        note = f"{how}: catalog {v.value:g} x {ratio:g}"
+        return Sourced(value=value, basis=Basis.estimate, source="CAL", note=note)
+
+    return {
+        "compute": {p: scaled(v, pooled.compute_ratio) for p, v in eff.compute.items()},
+        "bandwidth": scaled(eff.bandwidth, pooled.bandwidth_ratio),
+        "layer_overhead_us": Sourced(
+            value=pooled.layer_overhead_us, basis=Basis.estimate, source="CAL", note=how
+        ),
+    }
+
+
 def _calibrated_efficiency(
-    eff: Efficiency, fit: CalibratedEfficiency | None, cal: CalibrationFile
+    eff: Efficiency, fit: CalibratedEfficiency | None, cal: CalibrationFile, sram: bool
 ) -> Efficiency:
     """One SKU's efficiency with the file's fitted values over the catalog's (the same
-    object back when the file says nothing about it)."""
+    object back when the file says nothing about it). An HBM/GDDR SKU with no fitted rows
+    takes the file's pooled estimate (PooledEfficiency) instead: still uncalibrated, its
+    factors are estimates, not measurements."""
     update: dict[str, object] = {}
     if fit is not None:
         tag = f"calibrated {cal.fitted_on}: {fit.rows_used} rows of {cal.data}"
@@ -770,6 +815,8 @@ def _calibrated_efficiency(
                 fit.request_overhead_ms,
                 f"calibrated {cal.fitted_on}: median over {fit.ttft_rows} TTFT rows of {cal.data}",
             )
+    if (fit is None or fit.rows_used == 0) and cal.pooled is not None and not sram:
+        update.update(pooled_factors(eff, cal.pooled))
     default = cal.request_overhead
     if "request_overhead_ms" not in update and default is not None:
         update["request_overhead_ms"] = Sourced(

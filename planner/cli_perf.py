@@ -132,9 +132,9 @@ def _print_result(r: Any) -> None:
                    f"{mrep.activations_gb_per_chip:.3f}", f"{mrep.usable_gb_per_chip:.2f}", str(mrep.fits))  # fmt: skip
     out.print(mt)
     if r.uncalibrated:
-        out.print(
-            f"[yellow]uncalibrated (efficiency factors are catalog defaults):[/] {', '.join(r.uncalibrated)}"
-        )
+        from planner.catalog import UNMEASURED
+
+        out.print(f"[yellow]uncalibrated ({UNMEASURED}):[/] {', '.join(r.uncalibrated)}")
 
 
 # Shared option declarations (the CLI contract in the README).

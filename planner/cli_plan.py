@@ -182,8 +182,10 @@ def print_plan(run: Any, out_dir: Path | None) -> None:
         highlight=False,
     )
     if inputs.uncalibrated_skus:
+        from planner.catalog import UNMEASURED
+
         out.print(
-            f"[yellow]uncalibrated SKUs in this plan (spec-sheet efficiency only):[/] {', '.join(inputs.uncalibrated_skus)}"
+            f"[yellow]uncalibrated SKUs in this plan ({UNMEASURED}):[/] {', '.join(inputs.uncalibrated_skus)}"
         )
     st = run.plan.settings
     if st.rented_power == "provider" and len(run.plan.rentals):

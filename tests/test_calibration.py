@@ -352,6 +352,7 @@ def test_request_overhead_is_applied_to_ttft_only(tmp_path: Path) -> None:
     raw_cal["hardware"]["h200-sxm"]["request_overhead_ms"] = 77.0
     raw_cal["hardware"]["h200-sxm"]["ttft_rows"] = 5
     raw_cal["request_overhead"] = {"value_ms": 33.0, "rows": 9, "method": "test"}
+    raw_cal.pop("pooled")  # the overhead alone (the pooled factors: test_unmeasured_sku_...)
     path = tmp_path / "calibration.yaml"
     path.write_text(yaml.safe_dump(raw_cal))
     from planner.catalog import apply_calibration
@@ -450,3 +451,81 @@ def test_cli_reports_a_missing_data_file(tmp_path: Path) -> None:
         app, ["perf", "calibrate", "--data", str(tmp_path / "nope.csv"), "--out", str(tmp_path)]
     )
     assert result.exit_code == 2
+
+
+# ---- SKUs without measurements: the pooled estimate ------------------------------------
+
+
+def test_pooled_estimate_is_the_medians_of_the_fitted_skus() -> None:
+    """calibration.yaml's pooled factors are the medians, over the calibrated HBM/GDDR SKUs,
+    of fitted / catalog compute fraction (W4A16 left out), fitted / catalog bandwidth
+    fraction, and the fitted per-layer overhead: recomputed here from the file's own fits."""
+    shipped = CalibrationFile.model_validate(yaml.safe_load(cal.calibration_path().read_text()))
+    assert shipped.pooled is not None
+    comp, bw, ov = [], [], []
+    for sku, fit in shipped.hardware.items():
+        hw = RAW.hardware[sku]
+        if not fit.rows_used or hw.is_sram:
+            continue
+        comp += [v / hw.efficiency.compute[p].value for p, v in fit.compute.items() if p != "w4a16"]
+        bw.append(fit.bandwidth / hw.efficiency.bandwidth.value)
+        ov.append(fit.layer_overhead_us)
+    p = shipped.pooled
+    assert p.skus == len(ov) >= cal.MIN_POOLED_SKUS
+    assert p.compute_ratio == pytest.approx(float(np.median(comp)), abs=1e-4)
+    assert p.bandwidth_ratio == pytest.approx(float(np.median(bw)), abs=1e-4)
+    assert p.layer_overhead_us == pytest.approx(float(np.median(ov)), abs=0.01)
+
+
+def test_unmeasured_sku_gets_the_pooled_estimate_and_stays_uncalibrated(tmp_path: Path) -> None:
+    """An HBM SKU with no rows (b300) takes its catalog fractions times the pooled ratios
+    and the pooled overhead, as estimates, and is still reported uncalibrated; a fitted SKU
+    keeps its own fit, and an SRAM system without rows (lpx) keeps its catalog defaults.
+    With the ratios below 1 and a larger overhead, the unmeasured SKU gets slower."""
+    from planner.catalog import apply_calibration
+
+    raw_cal = yaml.safe_load((data_dir("catalogs") / "calibration.yaml").read_text())
+    raw_cal["pooled"] = {"compute_ratio": 0.5, "bandwidth_ratio": 0.25, "layer_overhead_us": 60.0,
+                         "skus": 3, "method": "test medians"}  # fmt: skip
+    path = tmp_path / "calibration.yaml"
+    path.write_text(yaml.safe_dump(raw_cal))
+    catalog = apply_calibration(RAW, path)
+    raw_eff, eff = RAW.hardware["b300"].efficiency, catalog.hardware["b300"].efficiency
+    for p, v in raw_eff.compute.items():
+        assert eff.compute[p].value == pytest.approx(0.5 * v.value, abs=1e-4)
+        assert eff.compute[p].basis == Basis.estimate and "test medians" in (
+            eff.compute[p].note or ""
+        )
+    assert eff.bandwidth.value == pytest.approx(0.25 * raw_eff.bandwidth.value, abs=1e-4)
+    assert eff.layer_overhead_us is not None and eff.layer_overhead_us.value == 60.0
+    assert eff.layer_overhead_us.basis == Basis.estimate
+    assert catalog.hardware["h200-sxm"].efficiency == SHIPPED.hardware["h200-sxm"].efficiency
+    assert catalog.hardware["lpx"].efficiency.compute == RAW.hardware["lpx"].efficiency.compute
+    assert catalog.hardware["lpx"].efficiency.bandwidth == RAW.hardware["lpx"].efficiency.bandwidth
+    cfg = ServingConfig(model="llama-3.1-70b", hardware="b300", precision="fp8", batch=32)
+    bare, pooled = evaluate(cfg, RAW), evaluate(cfg, catalog)
+    assert pooled.decode_step_ms > bare.decode_step_ms
+    assert "b300" in pooled.uncalibrated and "b300" in bare.uncalibrated
+    assert (
+        "h200-sxm"
+        not in evaluate(cfg.model_copy(update={"hardware": "h200-sxm"}), catalog).uncalibrated
+    )
+
+
+def test_pooled_estimate_beats_catalog_defaults_on_every_measured_sku(
+    cases_and_exclusions: tuple[list[cal.Case], list],
+) -> None:
+    """Leave one SKU out: each calibrated HBM/GDDR SKU, predicted as if it had never been
+    measured, is closer to its measurements with the pooled estimate from the other SKUs
+    than with its catalog defaults (RMS log error), and much closer in the median."""
+    fits = {
+        sku: cal.fit_sku(sku, [c for c in cases_and_exclusions[0] if c.sku == sku], RAW,
+                         cal.load_device_ceilings(RAW).get(sku))
+        for sku in sorted({c.sku for c in cases_and_exclusions[0]})
+    }  # fmt: skip
+    chk = cal.pooled_cross_check(cases_and_exclusions[0], RAW, fits)
+    assert set(chk["sku"]) >= {"b200", "h100-sxm", "h200-sxm", "mi300x", "mi355x"}
+    wide = chk.pivot(index="sku", columns="estimate", values="rms_log_error")
+    assert (wide["pooled from the others"] < wide["catalog defaults"]).all()
+    med = chk.groupby("estimate")["median_abs_pct_error"].median()
+    assert med["pooled from the others"] < 0.5 * med["catalog defaults"]

@@ -283,7 +283,9 @@ def test_pareto_cli_writes_its_points_and_prints_them_without_exponents(tmp_path
     assert [cell(1_285_112.4), cell(0.02912), cell(float("nan")), cell(7.395e-4, "gap")] == [
         "1,285,112", "0.02912", "-", "0.07%",
     ]  # fmt: skip
-    demand = write_demand(tmp_path, small_rows())
+    # Twice the small demand: at 1x the cheapest plan is also the least powered one (a
+    # one-point frontier), which tests nothing about the trade.
+    demand = write_demand(tmp_path, small_rows(2.0))
     scenario = tmp_path / "sc.yaml"  # rented racks in our hall: renting saves no power
     scenario.write_text("rented_power: facility\n")
     out = tmp_path / "pareto"
@@ -296,7 +298,8 @@ def test_pareto_cli_writes_its_points_and_prints_them_without_exponents(tmp_path
     # more power allowed never costs more: cost falls as the peak rises along the frontier
     front = table.sort_values("peak_facility_mw")
     assert front["peak_facility_mw"].iloc[0] < front["peak_facility_mw"].iloc[-1]
-    assert front["total_cost_usd"].is_monotonic_decreasing
+    cost = front["total_cost_usd"].to_numpy()
+    assert (np.diff(cost) <= 1e-9 * cost.max()).all()  # equal points may differ in the noise
     assert "e+0" not in res.output and "total cost (USD)" in res.output
     assert f"{table['total_cost_usd'].iloc[0]:,.0f}" in res.output
     assert "rents every chip" not in res.output

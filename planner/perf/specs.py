@@ -12,6 +12,7 @@ from planner.catalog import (
     KV_BYTES,
     MATH_PEAK,
     WEIGHT_BYTES,
+    Basis,
     Hardware,
     ModelSpec,
     Sourced,
@@ -204,7 +205,11 @@ def chip_spec(hw: Hardware, precision: str) -> ChipSpec:
     overhead = eff.layer_overhead_us
     lat = eff.comm_latency_scale.value if eff.comm_latency_scale is not None else 1.0
     fitted = (eff_c, eff.bandwidth, overhead, eff.comm_latency_scale)
-    calibrated = any(v is not None and v.source == "CAL" for v in fitted)
+    # Pooled estimates for unmeasured SKUs come from the calibration file too (source CAL),
+    # but only a fit to this SKU's own rows (basis measurement) makes it calibrated.
+    calibrated = any(
+        v is not None and v.source == "CAL" and v.basis == Basis.measurement for v in fitted
+    )
     return ChipSpec(
         sku=hw.id,
         kind=hw.kind,

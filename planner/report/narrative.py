@@ -236,7 +236,7 @@ def warnings(view: PlanView, extra: list[str]) -> list[str]:
         out.append("Some demand is unserved; see Unserved demand for what and why.")
     uncal = view.inputs.get("uncalibrated_skus") or []
     if uncal:
-        out.append(
-            f"Uncalibrated SKUs in this plan (catalog efficiency, no measurements): {', '.join(uncal)}."
-        )
+        from planner.catalog import UNMEASURED
+
+        out.append(f"Uncalibrated SKUs in this plan ({UNMEASURED}): {', '.join(uncal)}.")
     return out + extra

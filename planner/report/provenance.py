@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from planner.catalog import MATH_PEAK, CalibrationFile, Hardware, Sourced, data_dir
+from planner.catalog import MATH_PEAK, UNMEASURED, CalibrationFile, Hardware, Sourced, data_dir
 from planner.perf.specs import compute_fraction, compute_precision
 from planner.report.model import ReportTable
 from planner.report.view import PlanView
@@ -183,7 +183,7 @@ def calibration_table(view: PlanView, calibration: CalibrationFile | None) -> Re
             "rows_used": fit.rows_used if fit else 0,
             "median_abs_error_pct": fit.median_abs_pct_error if fit and fit.median_abs_pct_error is not None else math.nan,
         })  # fmt: skip
-    note = "uncalibrated: no published measurements; the performance model uses catalog (spec-sheet) efficiency for these SKUs."
+    note = f"uncalibrated: {UNMEASURED}."
     if calibration is not None:
         note = (f"Fitted {calibration.fitted_on} on {calibration.data}. median abs error: "
                 f"over the SKU's measurement rows, recomputed through the performance model. " + note)  # fmt: skip
