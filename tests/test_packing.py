@@ -12,7 +12,11 @@ from helpers_planning import both, candidate, make_data, random_data, sku
 
 from planner.formulation import build_model
 from planner.model_data import PlanningData
-from planner.packing import improve_period_by_period, pack_into_rounded_fleet
+from planner.packing import (
+    improve_period_by_period,
+    pack_into_rounded_fleet,
+    purchases_then_periods,
+)
 from planner.solve import (
     CompiledModel,
     SolverProfile,
@@ -225,3 +229,81 @@ def test_periods_past_the_deadline_still_get_a_minimum_share() -> None:
     on_time = pack(cm)
     assert on_time is not None
     assert objective(cm, late) == pytest.approx(objective(cm, on_time), rel=1e-9)
+
+
+# ---- small models: purchases from the purchases-only MIP, then instances per period ----
+
+
+def test_purchases_only_mip_then_periods_is_the_optimum_when_purchases_decide() -> None:
+    """Demand of 1, 2 and 11 one-chip instances on 8-chip servers (no rentals): the MIP with
+    only purchases integer must buy 2 servers (11 chips in the last period), and with
+    those each period's MIP runs exactly its demand's instances: the exact optimum."""
+    data = one_chip_per_request([1, 2, 11])
+    cm = compile_model(build_model(data))
+    x = purchases_then_periods(cm, EXACT, time.perf_counter() + 30)
+    assert x is not None and _feasible_or_none(cm, x) is not None
+    buys = np.flatnonzero(cm.column_group == "v_buy")
+    assert x[buys].sum() == 2.0
+    inst = x[np.flatnonzero(cm.column_group == "v_instances")]
+    assert sorted(inst.tolist()) == [1.0, 2.0, 11.0]
+    exact = solve(build_model(data), EXACT)
+    assert exact.objective == pytest.approx(objective(cm, x), rel=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_purchases_then_periods_start_is_feasible_and_never_beats_the_optimum(seed: int) -> None:
+    """On seeded random fleets: the start satisfies every row, bound and integrality, its
+    purchases are those of the MIP with only purchases integer, and it costs no less than
+    the exact optimum; the small-model recipe, which starts from it, ends at that optimum."""
+    data = random_data(seed, n_skus=3, n_cands=6, n_periods=4)
+    cm = compile_model(build_model(data))
+    x = purchases_then_periods(cm, EXACT, time.perf_counter() + 30)
+    assert x is not None and _feasible_or_none(cm, x) is not None
+    buys = np.flatnonzero(cm.integer & (cm.buy_period >= 0))
+    h = make_highs(cm, EXACT, integral=False, log=False)
+    only_buys = np.zeros(cm.n_cols, dtype=np.int32)
+    only_buys[buys] = 1
+    h.changeColsIntegrality(cm.n_cols, np.arange(cm.n_cols, dtype=np.int32), only_buys)
+    _run(h, 30)
+    assert np.array_equal(x[buys], np.round(np.asarray(h.getSolution().col_value)[buys]))
+    exact = solve(build_model(data), EXACT)
+    assert exact.objective is not None
+    assert objective(cm, x) >= exact.objective * (1 - 1e-9) - 1e-6
+    solved = solve_compiled(cm, EXACT)
+    assert solved.result.objective == pytest.approx(exact.objective, rel=1e-9, abs=1e-6)
+    assert "purchases-only MIP" in solved.result.message
+
+
+def test_small_model_recipe_starts_from_the_cheaper_of_a_given_plan_and_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every small solve builds the heuristic start and keeps the given one (a re-solve
+    from a known plan) unless the heuristic's is cheaper: given the optimum it starts from
+    the given plan; given a plan that buys a server too many, from its own. The heuristic
+    returns None on a model with nothing to buy."""
+    from planner import solve as solve_module
+
+    calls: list[int] = []
+    real = solve_module.purchases_then_periods
+
+    def counted(cm, profile, deadline):  # type: ignore[no-untyped-def]
+        calls.append(cm.n_cols)
+        return real(cm, profile, deadline)
+
+    monkeypatch.setattr(solve_module, "purchases_then_periods", counted)
+    cm = compile_model(build_model(one_chip_per_request([1, 2, 3])))
+    first = solve_compiled(cm, EXACT)
+    assert calls == [cm.n_cols] and first.x is not None
+    assert "purchases-only MIP" in first.result.message
+    again = solve_compiled(cm, EXACT, start=first.x)
+    assert len(calls) == 2 and "the given solution" in again.result.message
+    buys = np.flatnonzero(cm.column_group == "v_buy")
+    lower = cm.col_lower.copy()
+    lower[buys[0]] = first.x[buys[0]] + 1  # one server more than the optimum buys
+    dear = solve_compiled(dataclasses.replace(cm, col_lower=lower), EXACT).x
+    assert dear is not None and objective(cm, dear) > objective(cm, first.x)
+    third = solve_compiled(cm, EXACT, start=dear)
+    assert "purchases-only MIP" in third.result.message
+    assert third.result.objective == pytest.approx(first.result.objective, rel=1e-9)
+    no_buys = dataclasses.replace(cm, integer=cm.integer & (cm.column_group != "v_buy"))
+    assert real(no_buys, EXACT, time.perf_counter() + 30) is None
