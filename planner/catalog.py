@@ -705,8 +705,8 @@ class RequestOverheadDefault(Strict):
 
 # What the outputs say of an uncalibrated SKU's efficiency (apply_calibration).
 UNMEASURED = (
-    "no measurements of their own: efficiency estimated from the measured SKUs' "
-    "(calibration.yaml pooled), catalog defaults for SRAM systems"
+    "no measurements of their own: efficiency estimated from the measured SKUs "
+    "(calibration.yaml pooled; SRAM systems: catalog defaults)"
 )
 
 
@@ -716,7 +716,7 @@ class PooledEfficiency(Strict):
     theirs (medians of fitted / default), and their median per-layer overhead.
 
     Without it an unmeasured SKU kept spec-sheet fractions and a 4 us overhead against
-    6-170 us fitted on every measured GPU, so plans leaned on exactly the SKUs nobody had
+    7-172 us fitted on the measured GPUs, so plans leaned on exactly the SKUs nobody had
     measured."""
 
     compute_ratio: float = Field(gt=0)
