@@ -42,7 +42,7 @@ from numpy.typing import NDArray
 from scipy.optimize import least_squares
 
 from planner.catalog import (
-    MATH_PEAK,
+    MATHS,
     CalibratedEfficiency,
     CalibrationFile,
     Catalog,
@@ -54,6 +54,7 @@ from planner.catalog import (
     _load_dir,
     apply_calibration,
     data_dir,
+    peak_precision,
     pooled_factors,
     yaml_files,
 )
@@ -63,6 +64,7 @@ from planner.perf.memory import max_batch
 from planner.perf.phases import PREFILL_CHUNK_TOKENS, decode_step, prefill
 from planner.perf.specs import (
     chip_spec,
+    compute_fraction,
     compute_precision,
     kv_bytes_per_elem,
     model_dims,
@@ -810,8 +812,10 @@ def _defaults(hw: Hardware) -> dict[str, float]:
     eff = hw.efficiency
     ov = eff.layer_overhead_us
     cs = eff.comm_latency_scale
+    # Every math the chip has a peak for, at the fraction the perf model uses for it
+    # (specs.compute_fraction: W4A16 without its own falls back to bf16's).
     return {
-        **{f"compute.{p}": v.value for p, v in eff.compute.items()},
+        **{f"compute.{m}": compute_fraction(hw, m).value for m in MATHS if hw.peak_tflops(m)},
         "bandwidth": eff.bandwidth.value,
         "layer_overhead_us": ov.value if ov is not None else DEFAULT_LAYER_OVERHEAD_US[hw.kind],
         "comm_latency_scale": cs.value if cs is not None else 1.0,
@@ -857,17 +861,9 @@ def load_device_ceilings(catalog: Catalog, path: Path | None = None) -> dict[str
 
 
 def _peak_key(name: str) -> str:
-    """`compute.<math>` -> `compute.<precision whose peak it runs at>` (MATH_PEAK)."""
+    """`compute.<math>` -> `compute.<precision whose peak it runs at>` (peak_precision)."""
     kind, _, math_ = name.partition(".")
-    return f"{kind}.{MATH_PEAK.get(math_, math_)}" if kind == "compute" else name
-
-
-def _default_compute(defaults: Mapping[str, float], math_: str) -> float:
-    """A compute fraction's start and prior: the catalog's for that math, else that of the
-    precision whose peak it runs at (W4A16: bf16), else the SKU's first."""
-    first = next(v for k, v in defaults.items() if k.startswith("compute."))
-    name = f"compute.{math_}"
-    return defaults.get(name, defaults.get(_peak_key(name), first))
+    return f"{kind}.{peak_precision(math_)}" if kind == "compute" else name
 
 
 def _bounds(name: str, ceilings: Mapping[str, float] | None = None) -> tuple[float, float]:
@@ -914,7 +910,7 @@ def fit_sku(
     names.append("layer_overhead_us")
     if hw.is_sram and min(multi, len(use) - multi) >= MIN_ROWS_EACH_SIDE:
         names.append("comm_latency_scale")
-    base_comp = np.array([_default_compute(defaults, p) for p in terms.precisions])
+    base_comp = np.array([defaults[f"compute.{p}"] for p in terms.precisions])
     measured = np.array([c.measured for c in use], dtype=float)
 
     # The optimiser works on z: the factor itself, except the comm-latency scale, which
@@ -936,11 +932,7 @@ def fit_sku(
 
     lo = np.array([_bounds(n, ceilings)[0] for n in names])
     hi = np.array([_bounds(n, ceilings)[1] for n in names])
-    x0 = np.array([
-        _default_compute(defaults, n.split(".", 1)[1]) if n.startswith("compute.") else defaults[n]
-        for n in names
-    ])  # fmt: skip
-    x0 = np.clip(x0, lo, hi)
+    x0 = np.clip(np.array([defaults[n] for n in names]), lo, hi)
     prior0 = {n: float(v) for n, v in zip(names, x0, strict=True)}
 
     def residuals(z: Array) -> Array:
@@ -1215,8 +1207,8 @@ def pooled_efficiency(
     for sku, f in sorted(fits.items()):
         if not f.written or sku in exclude or raw.hardware[sku].is_sram:
             continue
-        comp += [v / _default_compute(f.defaults, p) for p, v in f.compute.items()
-                 if p not in MATH_PEAK]  # fmt: skip
+        comp += [v / f.defaults[f"compute.{p}"] for p, v in f.compute.items()
+                 if peak_precision(p) == p]  # fmt: skip
         if f.bandwidth is not None:
             bw.append(f.bandwidth / f.defaults["bandwidth"])
         overhead.append(float(f.layer_overhead_us))  # type: ignore[arg-type]
@@ -1379,7 +1371,7 @@ def report_lines(result: CalibrationResult) -> list[str]:
         if not f.written:
             lines.append(f"  {sku:<12} not written ({f.message}, {f.rows_fit} rows)")
             continue
-        parts = [f"compute.{p} {_default_compute(f.defaults, p):.2f}->{v:.2f}"
+        parts = [f"compute.{p} {f.defaults['compute.' + p]:.2f}->{v:.2f}"
                  for p, v in f.compute.items()]  # fmt: skip
         if f.bandwidth is not None:
             parts.append(f"bandwidth {f.defaults['bandwidth']:.2f}->{f.bandwidth:.2f}")
@@ -1478,7 +1470,7 @@ def check_surrogate(cases: list[Case], catalog: Catalog) -> float:
     for sku, cs in by_sku.items():
         d = _defaults(catalog.hardware[sku])
         t = case_terms(cs, catalog)
-        comp = np.array([_default_compute(d, p) for p in t.precisions])
+        comp = np.array([d[f"compute.{p}"] for p in t.precisions])
         fast = t.predict(comp, d["bandwidth"], d["layer_overhead_us"], d["comm_latency_scale"])
         for c, f in zip(cs, fast, strict=True):
             worst = max(worst, abs(f / predict(c, catalog) - 1.0))

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Literal, TypeVar, get_args
 
 import yaml
 from pydantic import (
@@ -61,6 +61,13 @@ PRECISIONS: tuple[str, ...] = ("bf16", "fp8", "fp4", "int8")
 # far below what dense 16-bit efficiency predicts.
 MathPrecision = Literal["bf16", "fp8", "fp4", "int8", "w4a16"]
 MATH_PEAK: dict[str, str] = {"w4a16": "bf16"}  # math -> the compute_tflops entry it runs at
+MATHS: tuple[str, ...] = get_args(MathPrecision)
+
+
+def peak_precision(math: str) -> str:
+    """The compute_tflops entry a math runs at: itself, or bf16 for W4A16 (MATH_PEAK)."""
+    return MATH_PEAK.get(math, math)
+
 
 # Bytes per element. FP4 weights carry block scales (MXFP4: one E8M0 per 32 values,
 # NVFP4: one FP8 per 16): about 4.5 bits, as in ../reference/models.md section 3. The KV
@@ -258,7 +265,7 @@ class Hardware(Strict):
                 f"(listed: {sorted(self.sources)})"
             )
         missing = sorted(
-            p for p in self.efficiency.compute if MATH_PEAK.get(p, p) not in self.compute_tflops
+            p for p in self.efficiency.compute if peak_precision(p) not in self.compute_tflops
         )
         if missing:
             raise ValueError(f"efficiency.compute has precisions {missing} with no peak TFLOPS")
@@ -279,7 +286,7 @@ class Hardware(Strict):
 
     def peak_tflops(self, precision: str) -> float | None:
         """Dense peak of a precision or math (MathPrecision: W4A16 runs at the bf16 peak)."""
-        v = self.compute_tflops.get(MATH_PEAK.get(precision, precision))  # type: ignore[call-overload]
+        v = self.compute_tflops.get(peak_precision(precision))  # type: ignore[call-overload]
         return v.value if v is not None else None
 
 

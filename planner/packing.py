@@ -29,6 +29,7 @@ import dataclasses
 import time
 from typing import TYPE_CHECKING, Any
 
+import highspy
 import numpy as np
 
 if TYPE_CHECKING:
@@ -106,7 +107,7 @@ def purchases_then_periods(
     only_buys[buys] = 1  # HiGHS: 0 continuous, 1 integer
     h.changeColsIntegrality(cm.n_cols, np.arange(cm.n_cols, dtype=np.int32), only_buys)
     _run(h, deadline - time.perf_counter())
-    if h.getInfo().primal_solution_status != 2:  # no feasible solution
+    if h.getInfo().primal_solution_status != highspy.SolutionStatus.kSolutionStatusFeasible:
         return None
     purchases = np.round(np.asarray(h.getSolution().col_value)[buys])
     lp = make_highs(cm, profile, integral=False, log=False)

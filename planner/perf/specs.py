@@ -10,13 +10,13 @@ from dataclasses import dataclass
 
 from planner.catalog import (
     KV_BYTES,
-    MATH_PEAK,
     WEIGHT_BYTES,
     Basis,
     Hardware,
     ModelSpec,
     Sourced,
     kv_elements_per_token_per_layer,
+    peak_precision,
 )
 
 # Fixed per-layer cost of one forward step when the catalog has no calibrated figure
@@ -188,7 +188,7 @@ def compute_fraction(hw: Hardware, math: str) -> Sourced:
     (W4A16 -> bf16: an uncalibrated chip is assumed to dequantize for free, which flatters
     it), then to the chip's first documented precision."""
     compute = hw.efficiency.compute
-    for key in (math, MATH_PEAK.get(math, math)):
+    for key in (math, peak_precision(math)):
         if key in compute:
             return compute[key]  # type: ignore[index]
     return next(iter(compute.values()))
@@ -214,7 +214,7 @@ def chip_spec(hw: Hardware, precision: str) -> ChipSpec:
         sku=hw.id,
         kind=hw.kind,
         precision=precision,
-        peak_tflops=hw.compute_tflops[MATH_PEAK.get(cp, cp)].value,  # type: ignore[index]
+        peak_tflops=hw.compute_tflops[peak_precision(cp)].value,  # type: ignore[index]
         eff_compute=eff_c.value,
         capacity_gb=mem.capacity_gb.value,
         usable_fraction=mem.usable_fraction.value,

@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from planner.catalog import MATH_PEAK, UNMEASURED, CalibrationFile, Hardware, Sourced, data_dir
+from planner.catalog import UNMEASURED, CalibrationFile, Hardware, Sourced, data_dir, peak_precision
 from planner.perf.specs import compute_fraction, compute_precision
 from planner.report.model import ReportTable
 from planner.report.view import PlanView
@@ -122,7 +122,7 @@ def _hardware_rows(hw: Hardware, precisions: set[str]) -> list[dict[str, Any]]:
     # The math each served precision runs in here (fp4 weights on a chip without FP4 math
     # run as W4A16, at the bf16 peak) and the fraction the model uses for it.
     maths = {m for m in (compute_precision(hw, p) for p in precisions if p) if m is not None}
-    for peak in sorted({MATH_PEAK.get(mp, mp) for mp in maths}):
+    for peak in sorted({peak_precision(mp) for mp in maths}):
         items.append((f"dense peak {peak}", hw.compute_tflops[peak], "TFLOPS"))  # type: ignore[index]
     for mp in sorted(maths):
         items.append((f"compute efficiency {mp}", compute_fraction(hw, mp), "fraction of peak"))
