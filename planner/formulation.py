@@ -769,7 +769,7 @@ def define_instances_cover_demand(m: pyo.ConcreteModel, s: ModelSets) -> None:
     cut separation (MIR, knapsack covers) would otherwise have to find by aggregating
     three families, with its coefficients already reduced to the demand. Measured on the
     bundled forecasts: default.csv solves in about half the time, the `cover` pruning mode
-    1.4-3.8x faster (README, "Measured figures"). Skipped when instances are relaxed to
+    1.4-3.8x faster (benchmarks/HISTORY.md). Skipped when instances are relaxed to
     continuous (the cap at the demand is not implied then).
     """
     if s.settings.relax_instances or not len(s.load_cwpt):

@@ -12,7 +12,7 @@ of purchases rounded up, the LP costs only 0.25 % more (46.43 M). And once purch
 fixed the periods decouple (a period's loads, instances, rentals and unserved meet only in
 that period's rows), so the integer instances are a dozen small MIPs of ~30 integers each,
 one per period, not one MIP of 3,800. Those reach 48.5 M in ~33 s: the plan the benchmark
-reports (4.6 % above the LP bound, which is weak there: README, "Measured").
+reports (4.6 % above the LP bound, which is weak there: benchmarks/HISTORY.md).
 
 What each period's MIP may use: the candidates the relaxation or the LP with purchases
 fixed runs in that period (the others' instances are fixed at zero), which keeps it small
