@@ -778,10 +778,7 @@ def solve_compiled(
         start = mip_start_from_relaxation(lp, cm, deadline)
     start_note = ""
     if given is not None and (start is None or cm.cost @ given <= cm.cost @ start):
-        start, start_note = (
-            given,
-            given_note,
-        )
+        start, start_note = given, given_note
     elif start is not None:
         start_note = " (MIP start: the rounded relaxation)"
     timings["start_s"] = time.perf_counter() - t2
