@@ -482,7 +482,10 @@ def trace_pareto(
     minimum cost under n - 2 evenly spaced peak-power caps between them (epsilon constraint)."""
     from planner.plan_read import solve_plan
 
-    _, _, cs = prepare(demand_path, sc, catalog)
+    # Candidates as for a power-capped plan (the covers rank fillers by watts too, as
+    # candidates.covers_fill_by_watts does under a limit): every point but one is capped
+    # or minimizes power. Otherwise the objective does not change which candidates exist.
+    _, _, cs = prepare(demand_path, sc.model_copy(update={"objective": "power"}), catalog)
     profile = load_profile(sc.solver_profile)
     if sc.time_limit_s is not None:
         profile = profile.model_copy(update={"time_limit_s": sc.time_limit_s})

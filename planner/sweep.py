@@ -44,7 +44,7 @@ from typing import Any, Literal
 import pandas as pd
 from pydantic import ValidationError
 
-from planner.candidates import candidate_options, capex_limit, usable_skus
+from planner.candidates import candidate_options, capex_limit, covers_fill_by_watts, usable_skus
 from planner.catalog import Catalog, load_catalog
 from planner.demand import Demand
 from planner.errors import InputProblem, PlannerInputError, did_you_mean, unknown_id
@@ -368,18 +368,21 @@ def _table_keys(
 ) -> tuple[list[TableKey], list[int]]:  # fmt: skip
     """Distinct table keys (first-use order) and each point's. A point with an invalid
     value maps to the base key (it is reported invalid before it is solved). With pruning
-    "cover" the kept candidates depend on the load, so the demand scale is in the key;
-    what the capex budgets leave to buy with is in it always (`settings`: the base
+    "cover" the kept candidates depend on the load, so the demand scale is in the key,
+    and on whether power is limited (candidates.covers_fill_by_watts); what the capex budgets leave to buy with is in it always (`settings`: the base
     scenario's; `acceptance`: its spec_acceptance)."""
-    base = TableKey(base_sla(demand, acceptance), capex=capex_limit(settings))
+    fill = cover and covers_fill_by_watts(settings)
+    base = TableKey(base_sla(demand, acceptance), capex=capex_limit(settings), fill_by_watts=fill)
     keys: list[TableKey] = []
     of_point = []
     for p in points:
         scale = float(p.get("demand_scale") or 1.0) if cover else 1.0
         budget = p.get("capex_budget_usd", settings.capex_budget_usd)
         capex = capex_limit(settings.model_copy(update={"capex_budget_usd": budget}))
+        mw = p.get("power_budget_mw", settings.power_budget_mw)
+        fill = cover and covers_fill_by_watts(settings.model_copy(update={"power_budget_mw": mw}))
         key = (
-            TableKey(_sla_of(p, demand, targets, acceptance), economics_of(p), scale, capex)
+            TableKey(_sla_of(p, demand, targets, acceptance), economics_of(p), scale, capex, fill)
             if not point_problems(p)
             else base
         )

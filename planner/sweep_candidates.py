@@ -27,6 +27,7 @@ from planner.candidates import (
     build_candidates,
     candidate_options,
     capex_limit,
+    covers_fill_by_watts,
     prune_dominated,
     prune_frontier_keeping_covers,
     sku_table,
@@ -54,6 +55,9 @@ class TableKey:
     # What the key's capex budgets leave to buy with (candidates.capex_limit): under a
     # budget the pruning ranks rentals at their rent too (candidates._rankings).
     capex: CapexLimit = "none"
+    # Pruning "cover" only: whether the covers rank the leftover by watts too
+    # (candidates.covers_fill_by_watts: where the point's power budget is set).
+    fill_by_watts: bool = False
 
 
 def base_sla(demand: Demand, acceptance: float) -> SlaKey:
@@ -92,7 +96,10 @@ class CandidateTables:
         keys: list[TableKey], targets: list[str],
     ) -> None:  # fmt: skip
         self.cs, self.settings = cs, sc.settings()
-        self.base = TableKey(base_sla(demand, sc.spec_acceptance), capex=capex_limit(self.settings))
+        self.base = TableKey(
+            base_sla(demand, sc.spec_acceptance), capex=capex_limit(self.settings),
+            fill_by_watts=sc.pruning_mode == "cover" and covers_fill_by_watts(self.settings),
+        )  # fmt: skip
         self.opts = candidate_options(sc, catalog)
         self.names = list(demand.workloads.index)
         periods, self.demand_table = demand.to_planning_tables()
@@ -133,7 +140,7 @@ class CandidateTables:
             if len(t) and self.opts.prune_frontier:
                 t = prune_frontier_keeping_covers(
                     t, skus, settings, self.periods, self._load(key) if self.opts.keep_covers else None,
-                    self.sunk,
+                    self.sunk, fill_by_watts=key.fill_by_watts,
                 )  # fmt: skip
             self._tables[key] = t.reset_index(drop=True)
         return self._tables[key]

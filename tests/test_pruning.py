@@ -162,6 +162,61 @@ def test_cover_keeps_the_cheapest_whole_instance_fleet(rps: float, kept: set[str
     assert list(prune_frontier_keeping_covers(table, skus, st, ["p0"], None)["candidate"]) == ["a"]
 
 
+def _big_cheap_and_lean() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A: 100 rps on one chip of X (rent 10 USD/h, 1000 W); B: 10 rps on one chip of Y
+    (rent 2 USD/h, 1000 W); C: 10 rps on one chip of Z (rent 5 USD/h, 300 W). A is the
+    cheapest and leanest per request/s; of the small ones B is cheaper, C leaner."""
+    skus = sku_rows(x={"rent_usd_per_chip_hour": 10.0}, y={"rent_usd_per_chip_hour": 2.0},
+                    z={"rent_usd_per_chip_hour": 5.0})  # fmt: skip
+    table = pd.DataFrame({
+        "candidate": ["a", "b", "c"], "topology": ["pd"] * 3, "workload": ["w"] * 3,
+        "phase": ["decode"] * 3, "rate_rps": [100.0, 10.0, 10.0],
+        "power_w": [1000.0, 1000.0, 300.0], "description": [""] * 3,
+        "units": [{"x": 1}, {"y": 1}, {"z": 1}],
+    })  # fmt: skip
+    return skus, table
+
+
+@pytest.mark.parametrize(
+    ("limits", "kept"),
+    [
+        # 95 rps at util_max 0.9: whole fleets two A (20 USD/h, 2000 W) beat eleven B (22,
+        # 11,000) and eleven C (55, 3300) both ways; left over after one A: 5 rps, one B
+        # (2 USD/h) by dollars, one C (300 W) by watts. The cost objective ranks that
+        # filler by dollars only: C is kept only where power is the objective or a limit.
+        ({}, {"a", "b"}),
+        ({"power_budget_mw": 1.0}, {"a", "b", "c"}),
+        ({"objective": "power"}, {"a", "b", "c"}),
+        ({"peak_power_cap_mw": 1.0}, {"a", "b", "c"}),
+    ],
+)
+def test_cover_ranks_the_leftover_by_watts_only_where_power_counts(
+    limits: dict, kept: set[str]
+) -> None:
+    skus, table = _big_cheap_and_lean()
+    st = Settings(rented_power="provider", util_max=0.9, **limits)
+    demand = pd.DataFrame({"workload": ["w"], "period": ["p0"], "requests_per_s": [95.0]})
+    assert cover_candidates(table, skus, st, ["p0"], demand) == kept
+    # the caller can ask for the other ranking (a sweep point's own power budget)
+    other = cover_candidates(table, skus, st, ["p0"], demand, fill_by_watts=kept == {"a", "b"})
+    assert other == ({"a", "b", "c"} if kept == {"a", "b"} else {"a", "b"})
+
+
+def test_sweep_keys_cover_tables_by_whether_the_point_limits_power() -> None:
+    from planner.planning import prepare
+    from planner.sweep import _table_keys
+
+    _, demand, _ = prepare(VOICE, Scenario(**SMALL), load_catalog())
+    st = Settings()
+    points = [{"power_budget_mw": None}, {"power_budget_mw": 0.5}, {"power_budget_mw": 0.2}]
+    keys, of_point = _table_keys(points, demand, [], cover=True, settings=st, acceptance=0.7)
+    assert [keys[k].fill_by_watts for k in of_point] == [False, True, True]
+    assert of_point[1] == of_point[2]  # the budget's size does not change the candidates
+    # without cover the budget does not reach the key
+    keys, of_point = _table_keys(points, demand, [], cover=False, settings=st, acceptance=0.7)
+    assert len(keys) == 1 and not keys[0].fill_by_watts
+
+
 def test_cover_skips_candidates_not_in_the_fleet_yet() -> None:
     skus, table, st = _big_and_small()
     skus.loc["y", "first_rent_period"] = 1  # B's chips can be rented from the second period
