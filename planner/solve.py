@@ -774,7 +774,12 @@ def solve_compiled(
             )
         t2 = time.perf_counter()
     start = None
-    if x_lp is not None and large:
+    # Small models round the relaxation too where the decomposed start found no plan, or
+    # none that serves what the relaxation serves: it runs out of time first under a short
+    # --time-limit (0.3 s on default.csv left demand unserved that the rounding serves).
+    if x_lp is not None and (
+        large or given is None or (_unserved(cm, given) and not _unserved(cm, x_lp))
+    ):
         start = mip_start_from_relaxation(lp, cm, deadline)
     start_note = ""
     if given is not None and (start is None or cm.cost @ given <= cm.cost @ start):
@@ -818,6 +823,11 @@ def solve_compiled(
     t3 = time.perf_counter()
     result, x_mip = _run_mip(cm_mip, profile, start, deadline, lp_bound, log)
     result, x_mip = _no_dearer_than(cm, incumbent, result, x_mip, profile, lp_bound)
+    # HiGHS drops a start it had no time to read in (a limit reached in its presolve).
+    result, x_mip = _no_dearer_than(
+        cm, start, result, x_mip, profile, lp_bound,
+        "the MIP start: the MIP had no time to improve it",
+    )  # fmt: skip
     timings["mip_s"] = time.perf_counter() - t3
     if start is None and lp_status != ms.kOptimal:
         result.message += (
@@ -840,20 +850,23 @@ def _no_dearer_than(
     x: np.ndarray | None,
     profile: SolverProfile,
     lp_bound: float | None,
+    what: str = "the known incumbent: the MIP found nothing cheaper",
 ) -> tuple[SolveResult, np.ndarray | None]:
     """The MIP's result, or `incumbent` with the MIP's bound (the LP's where the MIP has
-    none) where the MIP found nothing cheaper (solve_compiled's `incumbent`)."""
+    none) where the MIP found nothing cheaper (solve_compiled's `incumbent`, or its start)."""
     known = _feasible_or_none(cm, incumbent)
     if known is None:
         return result, x
     known_obj = float(cm.cost @ known + cm.offset)
-    if result.has_solution and result.objective is not None and result.objective <= known_obj:
+    # (Equal within rounding is no worse: HiGHS reports its objective from scaled values.)
+    tie = 1e-9 * max(1.0, abs(known_obj))
+    if result.has_solution and result.objective is not None and result.objective <= known_obj + tie:
         return result, x
     # A limit reached with no solution comes back as "error": the known plan still stands.
     bound = result.bound if result.has_solution and result.bound is not None else lp_bound
     gap = _gap(known_obj, bound)
     status = "optimal" if gap is not None and gap <= profile.mip_rel_gap else "feasible_at_limit"
-    note = " (the plan is the known incumbent: the MIP found nothing cheaper)"
+    note = f" (the plan is {what})"
     return SolveResult(status, known_obj, bound, gap, "highs", result.message + note), known
 
 
@@ -1021,6 +1034,11 @@ def improve_on_support(
     if x is None or cm.cost @ x >= cm.cost @ start:
         return None
     return x
+
+
+def _unserved(cm: CompiledModel, x: np.ndarray) -> bool:
+    """Whether `x` leaves demand unserved (above solver noise)."""
+    return bool(np.any(x[cm.column_group == "v_unserved"] > INT_TOL))
 
 
 def mip_start_from_relaxation(

@@ -346,12 +346,27 @@ def test_a_wider_candidate_set_stopped_early_is_never_dearer_than_the_frontier(
         return SolveResult("error", None, None, None, "highs", "HiGHS: Time limit reached"), None
 
     monkeypatch.setattr(planner.solve, "_run_mip", stopped)
+    # The wider model's own MIP starts found nothing either (once the frontier's MIP ran).
+    for name in ("purchases_then_periods", "mip_start_from_relaxation"):
+        real_start = getattr(planner.solve, name)
+        monkeypatch.setattr(
+            planner.solve, name, lambda *a, _f=real_start: None if sizes else _f(*a)
+        )
     wide = run("none")
     assert len(sizes) == 2 and sizes[1] > sizes[0]  # the wider model has more columns
     assert wide.plan.status == "feasible_at_limit" and wide.verification.passed
     assert wide.plan.objective == pytest.approx(frontier.plan.objective, rel=1e-9)
     assert wide.plan.bound is not None and wide.plan.bound <= wide.plan.objective
     assert "known incumbent" in wide.plan.message
+    # With its starts, the wider model's start is the answer where it is cheaper still.
+    monkeypatch.undo()
+    monkeypatch.setattr(planner.solve, "_run_mip", stopped)
+    sizes.clear()
+    started = run("none")
+    assert started.plan.status == "feasible_at_limit" and started.verification.passed
+    assert started.plan.objective <= frontier.plan.objective * (1 + 1e-9)
+    if started.plan.objective < frontier.plan.objective * (1 - 1e-9):
+        assert "the MIP start" in started.plan.message
 
 
 def test_the_frontier_plan_backing_a_wider_mip_gets_most_of_the_time_limit(
