@@ -774,11 +774,14 @@ def solve_compiled(
             )
         t2 = time.perf_counter()
     start = None
-    # Small models round the relaxation too where the decomposed start found no plan, or
-    # none that serves what the relaxation serves: it runs out of time first under a short
-    # --time-limit (0.3 s on default.csv left demand unserved that the rounding serves).
+    # Small models round the relaxation too where the decomposed start (above) found no
+    # plan, or none that serves what the relaxation serves: it runs out of time first
+    # under a short --time-limit (0.3 s on default.csv left demand unserved that the
+    # rounding serves). Not the per-period models it solves: it has its own fallbacks.
+    decomposed = "decomposed_start_s" in timings
     if x_lp is not None and (
-        large or given is None or (_unserved(cm, given) and not _unserved(cm, x_lp))
+        large
+        or (decomposed and (given is None or (_unserved(cm, given) and not _unserved(cm, x_lp))))
     ):
         start = mip_start_from_relaxation(lp, cm, deadline)
     start_note = ""
