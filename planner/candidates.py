@@ -1234,9 +1234,10 @@ def covers_fill_by_watts(settings: Settings) -> bool:
 
     Under the cost objective power is already priced in the dollar ranking (energy and
     hosting), and that second filler per (workload, phase, period) made the MIP far slower
-    for little: batch_summarization.csv 158 s against 8 s for a plan 0.6 % cheaper; on the
-    other bundled files the same plans (benchmarks/pruning_loss.py). The whole-load cover by
-    watts stays: without it voice.csv's plan was 0.4 % dearer."""
+    for little: planning batch_summarization.csv took 158 s against 10 s, for a plan 0.6 %
+    cheaper; the other bundled files got the same plans, or within the gap cheaper ones,
+    without it. The whole-load cover by watts stays: without it voice.csv's plan was 0.4 %
+    dearer."""
     return (
         settings.objective == "power"
         or settings.power_budget_mw is not None

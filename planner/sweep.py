@@ -369,8 +369,9 @@ def _table_keys(
     """Distinct table keys (first-use order) and each point's. A point with an invalid
     value maps to the base key (it is reported invalid before it is solved). With pruning
     "cover" the kept candidates depend on the load, so the demand scale is in the key,
-    and on whether power is limited (candidates.covers_fill_by_watts); what the capex budgets leave to buy with is in it always (`settings`: the base
-    scenario's; `acceptance`: its spec_acceptance)."""
+    and on whether power is limited (candidates.covers_fill_by_watts); what the capex
+    budgets leave to buy with is in it always (`settings`: the base scenario's;
+    `acceptance`: its spec_acceptance)."""
     fill = cover and covers_fill_by_watts(settings)
     base = TableKey(base_sla(demand, acceptance), capex=capex_limit(settings), fill_by_watts=fill)
     keys: list[TableKey] = []

@@ -56,7 +56,7 @@ class TableKey:
     # budget the pruning ranks rentals at their rent too (candidates._rankings).
     capex: CapexLimit = "none"
     # Pruning "cover" only: whether the covers rank the leftover by watts too
-    # (candidates.covers_fill_by_watts: where the point's power budget is set).
+    # (candidates.covers_fill_by_watts: the power objective, or a power budget at the point).
     fill_by_watts: bool = False
 
 
