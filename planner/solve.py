@@ -761,7 +761,8 @@ def solve_compiled(
     given = _feasible_or_none(cm_mip, start)
     given_note = " (MIP start: the given solution)"
     # (Not for the per-period models the heuristic itself solves: they have no periods.)
-    if lp_bound is not None and not large and cm.column_period is not None:
+    decomposed = lp_bound is not None and not large and cm.column_period is not None
+    if decomposed:
         t_dec = time.perf_counter()
         built = purchases_then_periods(
             cm_mip, profile, t_dec + DECOMPOSED_START_SHARE * (deadline - t_dec)
@@ -778,7 +779,6 @@ def solve_compiled(
     # plan, or none that serves what the relaxation serves: it runs out of time first
     # under a short --time-limit (0.3 s on default.csv left demand unserved that the
     # rounding serves). Not the per-period models it solves: it has its own fallbacks.
-    decomposed = "decomposed_start_s" in timings
     if x_lp is not None and (
         large
         or (decomposed and (given is None or (_unserved(cm, given) and not _unserved(cm, x_lp))))

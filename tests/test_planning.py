@@ -365,8 +365,9 @@ def test_a_wider_candidate_set_stopped_early_is_never_dearer_than_the_frontier(
     started = run("none")
     assert started.plan.status == "feasible_at_limit" and started.verification.passed
     assert started.plan.objective <= frontier.plan.objective * (1 + 1e-9)
-    if started.plan.objective < frontier.plan.objective * (1 - 1e-9):
-        assert "the MIP start" in started.plan.message
+    # here the wider model's own start is cheaper (56,500 against 65,232 USD)
+    assert started.plan.objective < frontier.plan.objective * (1 - 1e-9)
+    assert "the MIP start" in started.plan.message
 
 
 def test_the_frontier_plan_backing_a_wider_mip_gets_most_of_the_time_limit(
