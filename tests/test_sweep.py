@@ -32,6 +32,7 @@ from planner.sweep import (
     WorkerState,
     compute_tables,
     context_of,
+    expected_work,
     parse_axes,
     parse_vary,
     plan_sweep,
@@ -430,6 +431,23 @@ def test_chunks_hold_whole_limit_groups_loosest_first(catalog, base: Scenario) -
         for g in {ctx.group_of[i] for i in chunk}:
             budgets = [ctx.points[i]["power_budget_mw"] for i in chunk if ctx.group_of[i] == g]
             assert budgets == [None, 5.0, 0.02]
+
+
+def test_chunks_start_with_the_most_expected_work(catalog, base: Scenario) -> None:
+    """Longest-processing-time order: a chunk at demand x2 (twice the instances to place)
+    is handed out before its x1 twin on the same candidate table, and no chunk comes
+    after one with less expected work."""
+    ctx = _context(catalog, base, ["tpot_ms=3,10", "demand_scale=1,2"])
+    chunks = point_chunks(ctx, 2, per_worker=4)  # one point a chunk
+    assert all(len(c) == 1 for c in chunks)
+    work = [expected_work(ctx, c[0]) for c in chunks]
+    assert work == sorted(work, reverse=True)
+    position = {c[0]: k for k, c in enumerate(chunks)}
+    for i, p in enumerate(ctx.points):
+        if p["demand_scale"] == 1:
+            (twin,) = [j for j, q in enumerate(ctx.points) if q == {**p, "demand_scale": 2}]
+            assert position[twin] < position[i]
+            assert expected_work(ctx, twin) == 2 * expected_work(ctx, i)
 
 
 def test_a_scenario_outside_the_reference_is_rebuilt(catalog, base: Scenario) -> None:
