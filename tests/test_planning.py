@@ -1177,3 +1177,38 @@ def test_pareto_points_share_the_time_limit(
     for (_, limit, _), (_, _, ended), left in zip(calls[1:], calls, (3, 2, 1), strict=False):
         assert limit <= (20.0 - (ended - first)) / left
     assert calls[-1][1] > calls[0][1]  # quick early points leave the later ones more
+
+
+def test_pareto_points_see_the_candidates_of_a_power_limited_plan(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Under --pruning cover every Pareto point is solved on the candidates a power-limited
+    plan keeps (covers whose leftover filler is ranked by watts too), not the cost-objective
+    plan's narrower set: on sweep_small.csv the watt ranking keeps 2 candidates more, which
+    the capped points and the min-power end must be able to choose."""
+    import planner.plan_read
+    from planner.planning import prepare, trace_pareto
+
+    demand = Path(__file__).parent / "data" / "sweep_small.csv"
+    # Rented chips count against facility power, so the plans trade dollars for watts.
+    sc = Scenario(pruning="cover", rented_power="facility")
+    cost_set = set(prepare(demand, sc, CATALOG)[2].data.rates["candidate"])
+    power_sc = sc.model_copy(update={"objective": "power"})
+    power_set = set(prepare(demand, power_sc, CATALOG)[2].data.rates["candidate"])
+    assert cost_set < power_set  # the case is not vacuous: the sets differ here
+
+    seen: list[set[str]] = []
+    real = planner.plan_read.solve_plan
+
+    def spy(data: object, profile: object) -> Plan:
+        seen.append(set(data.rates["candidate"]))  # type: ignore[attr-defined]
+        return real(data, profile)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(planner.plan_read, "solve_plan", spy)
+    table = trace_pareto(demand, sc, 3, catalog=CATALOG)
+    assert len(seen) == len(table) == 3
+    assert all(s == power_set for s in seen)
+    # The min-power end is the power-objective plan itself, on the same candidates.
+    alone = run_planning(demand, power_sc, catalog=CATALOG, explain=False).plan
+    lean = table.set_index("point").loc["min power", "peak_facility_mw"]
+    assert lean == pytest.approx(float(alone.power["facility_mw"].max()), rel=1e-6)
