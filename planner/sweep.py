@@ -724,9 +724,10 @@ def limit_groups(points: list[dict[str, Value]], base: Settings) -> tuple[list[i
 
 
 def point_chunks(ctx: SweepContext, workers: int, per_worker: int = 16) -> list[list[int]]:
-    """Whole limit groups in solve order, merged up to about n / (per_worker x workers)
-    points a chunk. Many small chunks keep both workers busy when a few points take far
-    longer than the rest (a budget that binds); a row never depends on the chunking."""
+    """Whole limit groups, each in solve order, merged up to about n / (per_worker x
+    workers) points a chunk; the chunks largest expected work first. Many small chunks
+    keep both workers busy when a few points take far longer than the rest (a budget
+    that binds); a row never depends on the chunking or the chunks' order."""
     target = max(1, math.ceil(len(ctx.points) / (per_worker * workers)))
     chunks: list[list[int]] = []
     current: list[int] = []
@@ -739,7 +740,7 @@ def point_chunks(ctx: SweepContext, workers: int, per_worker: int = 16) -> list[
         chunks.append(current)
     # Largest expected work first (longest-processing-time scheduling), so the slowest
     # groups do not come last and leave one worker idle while the other finishes them
-    # (in grid order the loosest TPOT at the largest demand, ~20 % of the solver time on
+    # (in grid order the loosest TPOT at the largest demand, a fifth of the solver time on
     # the benchmark grid, came last). Rows never depend on the order (tidy_table sorts).
     return sorted(chunks, key=lambda c: -sum(expected_work(ctx, i) for i in c))
 
