@@ -33,15 +33,16 @@ from pyomo.repn.standard_repn import generate_standard_repn
 
 from planner.pyomo_env import pyo
 from planner.solve import (
+    UNSERVED_TOL_RPS,
     CompiledModel,
     SolverProfile,
     has_integer_solution,
+    leaves_unserved,
     lp_optimum,
     solve_compiled,
 )
 
 Status = Literal["optimal", "feasible_at_limit", "infeasible", "error"]
-UNSERVED_TOL_RPS = 1e-6  # as Plan: less than this is served
 
 
 @dataclass
@@ -150,7 +151,7 @@ def least_unserved_then_cheapest(
     first.timings = _summed(first.timings, {"shortfall_lp_s": bound_s, "solve_s": bound_s})
     first.stages = () if first.x is None else (first.x,)
     first.proven = first.shortfall_proven = first.status == "optimal"
-    if first.x is None or not _short(unserved_cols, first.x):
+    if first.x is None or not leaves_unserved(unserved_cols, first.x):
         return first
     return _cheapest_at_shortfall(cm, unserved_cols, cost_usd(), profile, first)
 
@@ -236,7 +237,7 @@ def _proven_shortfall_by_period(
     split = _least_unserved_by_period(cm, unserved_cols, profile)
     if split is None or split.x is None or split.status != "optimal":
         return None
-    if not _short(unserved_cols, split.x):
+    if not leaves_unserved(unserved_cols, split.x):
         return None
     return _as_first_stage(cm, split)
 
@@ -346,10 +347,6 @@ def cost_per_column(model: pyo.ConcreteModel, cm: CompiledModel) -> np.ndarray:
     no unserved penalty, no buy-late tie-break), as the second stage minimises it."""
     col_of = {id(v): j for j, v in enumerate(cm.columns)}
     return linear_coefficients(model.e_cost_usd.expr, col_of, cm.n_cols)[0]
-
-
-def _short(unserved_cols: np.ndarray, x: np.ndarray) -> bool:
-    return float(x[unserved_cols].sum()) > UNSERVED_TOL_RPS
 
 
 def _cheapest_at_shortfall(

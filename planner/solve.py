@@ -74,6 +74,7 @@ from planner.pyomo_env import environ, pyo
 
 Status = Literal["optimal", "feasible_at_limit", "infeasible", "error"]
 INT_TOL = 1e-6
+UNSERVED_TOL_RPS = 1e-6  # as Plan: less than this (summed over rows) is served
 LP_BUDGET_SHARE = 0.5
 WATCHDOG_GRACE_S = 5.0
 # MIPs with at least this many columns run in a child process the parent can kill, this
@@ -775,13 +776,19 @@ def solve_compiled(
             )
         t2 = time.perf_counter()
     start = None
+    lost = np.flatnonzero(cm.column_group == "v_unserved")
     # Small models round the relaxation too where the decomposed start (above) found no
     # plan, or none that serves what the relaxation serves: it runs out of time first
     # under a short --time-limit (0.3 s on default.csv left demand unserved that the
     # rounding serves). Not the per-period models it solves: it has its own fallbacks.
     if x_lp is not None and (
         large
-        or (decomposed and (given is None or (_unserved(cm, given) and not _unserved(cm, x_lp))))
+        or (
+            decomposed
+            and (
+                given is None or (leaves_unserved(lost, given) and not leaves_unserved(lost, x_lp))
+            )
+        )
     ):
         start = mip_start_from_relaxation(lp, cm, deadline)
     start_note = ""
@@ -1039,9 +1046,9 @@ def improve_on_support(
     return x
 
 
-def _unserved(cm: CompiledModel, x: np.ndarray) -> bool:
-    """Whether `x` leaves demand unserved (above solver noise)."""
-    return bool(np.any(x[cm.column_group == "v_unserved"] > INT_TOL))
+def leaves_unserved(unserved_cols: np.ndarray, x: np.ndarray) -> bool:
+    """Whether `x` leaves demand unserved: its unserved columns sum above solver noise."""
+    return float(x[unserved_cols].sum()) > UNSERVED_TOL_RPS
 
 
 def mip_start_from_relaxation(

@@ -15,8 +15,8 @@ import numpy as np
 from planner.candidates import serving_topology
 from planner.model_data import PlanningData
 from planner.plan_read import rounded_off
-from planner.shortfall import UNSERVED_TOL_RPS, Outcome
-from planner.solve import CompiledModel
+from planner.shortfall import Outcome
+from planner.solve import UNSERVED_TOL_RPS, CompiledModel
 from planner.sweep_model import Applied
 
 PHASES = ("prefill", "decode")
