@@ -59,6 +59,7 @@ from planner.sweep_candidates import (
     SlaKey,
     TableKey,
     assemble,
+    base_key,
     base_sla,
     scale_demand,
     slim,
@@ -372,8 +373,7 @@ def _table_keys(
     and on whether power is limited (candidates.covers_fill_by_watts); what the capex
     budgets leave to buy with is in it always (`settings`: the base scenario's;
     `acceptance`: its spec_acceptance)."""
-    fill = cover and covers_fill_by_watts(settings)
-    base = TableKey(base_sla(demand, acceptance), capex=capex_limit(settings), fill_by_watts=fill)
+    base = base_key(demand, acceptance, settings, cover=cover)
     keys: list[TableKey] = []
     of_point = []
     for p in points:

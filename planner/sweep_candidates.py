@@ -60,6 +60,15 @@ class TableKey:
     fill_by_watts: bool = False
 
 
+def base_key(demand: Demand, acceptance: float, settings: Settings, *, cover: bool) -> TableKey:
+    """The base scenario's table key: its own SLAs, prices and capex budgets; with pruning
+    "cover", whether its covers rank the leftover by watts too (covers_fill_by_watts)."""
+    return TableKey(
+        base_sla(demand, acceptance), capex=capex_limit(settings),
+        fill_by_watts=cover and covers_fill_by_watts(settings),
+    )  # fmt: skip
+
+
 def base_sla(demand: Demand, acceptance: float) -> SlaKey:
     """Each workload's SLA and draft acceptance (its own, else `acceptance`)."""
     w = demand.workloads
@@ -96,10 +105,9 @@ class CandidateTables:
         keys: list[TableKey], targets: list[str],
     ) -> None:  # fmt: skip
         self.cs, self.settings = cs, sc.settings()
-        self.base = TableKey(
-            base_sla(demand, sc.spec_acceptance), capex=capex_limit(self.settings),
-            fill_by_watts=sc.pruning_mode == "cover" and covers_fill_by_watts(self.settings),
-        )  # fmt: skip
+        self.base = base_key(
+            demand, sc.spec_acceptance, self.settings, cover=sc.pruning_mode == "cover"
+        )
         self.opts = candidate_options(sc, catalog)
         self.names = list(demand.workloads.index)
         periods, self.demand_table = demand.to_planning_tables()
