@@ -44,13 +44,16 @@ Other Pyomo solvers (gurobi, cplex, cbc, appsi_highs) are reached by profile thr
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import functools
 import math
+import os
+import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,6 +128,47 @@ PEAK_SLACK = 1e-6
 _RUN_DEADLINE: ContextVar[float | None] = ContextVar("planner_run_deadline", default=None)
 
 
+def new_highs() -> highspy.Highs:
+    """A fresh Highs object; the first one a process makes is made with its stdout muted.
+
+    HiGHS 1.16 (the release pyproject.toml pins) prints its two-line banner straight to
+    file descriptor 1 when a process makes its first Highs object, whatever `output_flag`
+    is later set to; 1.15 did not. Left alone, it lands ahead of `planner plan --format
+    json`'s JSON (which then no longer parses) and on top of the printed plan."""
+    if _HIGHS_BANNER_SHOWN:
+        return highspy.Highs()
+    with _stdout_fd_muted():
+        h = highspy.Highs()
+    _HIGHS_BANNER_SHOWN.append(True)
+    return h
+
+
+_HIGHS_BANNER_SHOWN: list[bool] = []
+
+
+@contextmanager
+def _stdout_fd_muted() -> Iterator[None]:
+    """File descriptor 1 points at the null device for the block: C++ code writes there
+    directly, past sys.stdout. C's buffered output is flushed before fd 1 is restored."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 1)
+        yield
+    finally:
+        _flush_c_stdio()
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(null)
+
+
+def _flush_c_stdio() -> None:
+    # No C runtime by that name (Windows): nothing to flush that way.
+    with suppress(OSError, AttributeError):
+        ctypes.CDLL(None).fflush(None)
+
+
 @contextmanager
 def run_deadline(seconds: float) -> Iterator[float]:
     """Every solve started inside ends within `seconds` from now (or an enclosing run's
@@ -186,7 +230,7 @@ class SolverProfile(BaseModel):
     def _known_highs_options(cls, value: dict[str, Any]) -> dict[str, Any]:
         if not value:
             return value
-        h = highspy.Highs()
+        h = new_highs()
         h.setOptionValue("output_flag", False)  # no "unknown option" line on the console
         unknown = [k for k in value if h.getOptionType(k)[0] != highspy.HighsStatus.kOk]
         if unknown:
@@ -572,7 +616,7 @@ def make_highs(
 ) -> highspy.Highs:
     """A fresh Highs object holding the compiled model, with the profile's options and
     its objective multiplied by objective_scale(cm)."""
-    h = highspy.Highs()
+    h = new_highs()
     h.resetOptions()
     for name, value in _highs_options(profile, log).items():
         h.setOptionValue(name, value)

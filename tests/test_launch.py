@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -73,3 +74,27 @@ def test_collecting_less_often_still_frees_cyclic_garbage() -> None:
     threshold, freed = (int(x) for x in done.stdout.split())
     assert threshold > 700  # CPython's default: the setting took
     assert freed >= 400_000 - 2 * threshold  # all but the last batch of the 400,000
+
+
+def test_the_first_highs_object_prints_nothing_on_stdout() -> None:
+    """HiGHS 1.16 prints a banner on fd 1 when a process makes its first Highs object."""
+    done = _python(
+        "from planner.solve import new_highs\n"
+        "print('before')\n"
+        "new_highs().setOptionValue('output_flag', False)\n"
+        "new_highs()\n"
+        "print('after')\n"
+    )
+    assert (done.returncode, done.stdout) == (0, "before\nafter\n"), done.stderr
+
+
+def test_plan_format_json_prints_the_plan_json_only() -> None:
+    """`--format json` output piped on parses as one JSON document, solver output and all."""
+    done = subprocess.run(
+        [sys.executable, "-m", "planner", "plan", str(Path(__file__).parent / "data" / "sweep_small.csv"),
+         "--format", "json", "--no-write", "--no-compare"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    plan = json.loads(done.stdout)
+    assert plan["status"] == "optimal" and plan["objective"] > 0
