@@ -24,7 +24,7 @@ def register(app: typer.Typer) -> None:
         objective: Annotated[str | None, Opt("--objective", help="cost or power")] = None,
         solver_profile: Annotated[str | None, Opt("--solver-profile", help="default, fast, exact, or a YAML path")] = None,
         time_limit: Annotated[float | None, Opt("--time-limit", help="solver seconds per scenario")] = None,
-        workers: Annotated[int, Opt("--workers", min=1, help="worker processes")] = 1,
+        workers: Annotated[int | None, Opt("--workers", min=1, help="worker processes (default: one per usable CPU core, at most one per scenario)")] = None,
         executor: Annotated[str, Opt("--executor", help="local, dask or ray (dask/ray: pip install 'fleet-planner[cluster]')")] = "local",
         address: Annotated[str | None, Opt("--address", help="dask scheduler or ray cluster address (default: start a local one)")] = None,
         out_dir: Annotated[Path | None, Opt("--out", help="output folder (new or empty)")] = None,
@@ -44,22 +44,23 @@ def register(app: typer.Typer) -> None:
         @guarded
         def run() -> int:
             from planner.cli_plan import _scenario, claimed_out_dir
-            from planner.sweep import SweepRequest, parse_axes, run_sweep
+            from planner.sweep import Mode, SweepRequest, parse_axes, points_of, run_sweep
+            from planner.sweep_exec import default_workers
 
             _check_format(fmt)
             axes = parse_axes(vary or [])
             path, sc = _scenario(demand, scenario, {"objective": objective, "solver_profile": solver_profile,
                                                     "time_limit_s": time_limit, "pruning": pruning,
                                                     "exhaustive": exhaustive or None})  # fmt: skip
-            request = SweepRequest(
-                path, sc, tuple(axes), "grid" if grid else "one-at-a-time", workload
-            )
+            mode: Mode = "grid" if grid else "one-at-a-time"
+            request = SweepRequest(path, sc, tuple(axes), mode, workload)
+            n_workers = workers or default_workers(len(points_of(axes, mode)))
             with (
                 claimed_out_dir(out_dir, f"{Path(path).stem}-sweep", no_write) as target,
                 _Progress(enabled=not no_progress) as tell,
             ):
                 result = run_sweep(
-                    request, workers=workers, executor=executor, address=address, progress=tell
+                    request, workers=n_workers, executor=executor, address=address, progress=tell
                 )
             if target is not None:
                 _write(result, target)

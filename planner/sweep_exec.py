@@ -11,6 +11,7 @@ that calls `run_sweep` with workers > 1 needs the `if __name__ == "__main__":` g
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -157,6 +158,23 @@ def make_executor(kind: str, workers: int, address: str | None = None) -> Execut
     if kind == "ray":
         return RayExecutor(workers, address)
     return InProcess() if workers == 1 else LocalProcesses(workers)
+
+
+def usable_cpus() -> int:
+    """CPU cores this process may run on: its affinity mask where the OS has one (a
+    container or `taskset` may allow fewer than the machine has)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def default_workers(points: int) -> int:
+    """`planner sweep`'s worker count when --workers is not given: one per usable core, at
+    most one per scenario. Solves run one solver thread each, so the rows do not depend
+    on it; on 2 cores a 6-point sweep of the bundled forecast took 8.0 s against 13.4 s
+    on one worker, and even a 2-point sweep was quicker (2.7 against 3.5 s)."""
+    return max(1, min(usable_cpus(), points))
 
 
 def chunks_of(n_items: int, workers: int, per_worker: int = 4) -> list[Chunk]:

@@ -12,6 +12,7 @@ import dataclasses
 import itertools
 import json
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -580,6 +581,38 @@ def test_cli_json_and_failed_points_exit_4(cli, tmp_path: Path) -> None:
     assert result.exit_code == 4
     payload = json.loads(result.stdout)
     assert [r["status"] for r in payload["rows"]] == ["invalid", "optimal"]
+
+
+def test_cli_sweeps_on_a_worker_per_usable_core_by_default(
+    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --workers: one worker per core this process may use, at most one per
+    scenario; the rows are those of one worker."""
+    import planner.sweep_exec
+
+    scenario = tmp_path / "sc.yaml"
+    scenario.write_text(f"allowed_skus: {SKUS}\ntime_limit_s: 20\n")
+    args = [str(DEMAND), "--scenario", str(scenario), "--vary", "tpot_ms=3,10,30",
+            "--format", "json", "--no-write", "--no-progress"]  # fmt: skip
+    monkeypatch.setattr(planner.sweep_exec, "usable_cpus", lambda: 8)
+    auto = json.loads(_run(cli, *args).stdout)
+    one = json.loads(_run(cli, *args, "--workers", "1").stdout)
+    assert (auto["meta"]["workers"], one["meta"]["workers"]) == (3, 1)
+    monkeypatch.setattr(planner.sweep_exec, "usable_cpus", lambda: 2)
+    assert planner.sweep_exec.default_workers(100) == 2
+    assert planner.sweep_exec.default_workers(0) == 1
+
+    def rows(payload: dict) -> pd.DataFrame:
+        return pd.DataFrame(payload["rows"]).drop(columns=["solve_s", "wall_s"])
+
+    pd.testing.assert_frame_equal(rows(auto), rows(one))
+
+
+def test_usable_cpus_counts_the_cores_this_process_may_run_on() -> None:
+    from planner.sweep_exec import usable_cpus
+
+    allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    assert usable_cpus() == (len(allowed) if allowed is not None else os.cpu_count())
 
 
 def test_charts_and_frontier() -> None:
