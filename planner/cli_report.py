@@ -14,19 +14,43 @@ from planner.errors import InputProblem, PlannerInputError
 Opt = typer.Option
 
 
+PLAN_FILE = "plan.json"
+EXPECTED_PLAN = "a plan.json written by `planner plan`, or the folder that holds it"
+
+
+def plan_file(path: Path) -> Path:
+    """The plan.json meant by PLAN_JSON: the file itself, or the one in a plan's folder
+    (the folder is what `planner plan` prints it wrote)."""
+    return path / PLAN_FILE if path.is_dir() else path
+
+
 def load_plan(path: Path) -> Any:
     """A Plan from plan.json; a missing or malformed file is an input error (exit 2)."""
     from planner.plan import Plan
 
     if not path.is_file():
-        raise PlannerInputError([InputProblem(str(path), "", "missing", "an existing plan.json")])
+        found = "not a file" if path.exists() else "no such file"
+        raise PlannerInputError([InputProblem(str(path), "", found, EXPECTED_PLAN)])
     try:
         return Plan.from_json(path.read_text())
     except Exception as exc:  # JSON or schema: name the file and what is wrong
         raise PlannerInputError([
             InputProblem(str(path), "", f"{type(exc).__name__}: {str(exc)[:200]}",
-                         "a plan.json written by `planner plan`")
+                         EXPECTED_PLAN)
         ]) from None  # fmt: skip
+
+
+def refuse_to_overwrite(target: Path, formats: list[str]) -> None:
+    """Reports already in `target` stay as they are (a user may have edited or sent one):
+    name them, and how to write elsewhere or replace them."""
+    from planner.report.write import BASENAME
+
+    there = [target / f"{BASENAME}.{f}" for f in formats if (target / f"{BASENAME}.{f}").exists()]
+    if there:
+        raise PlannerInputError([
+            InputProblem(str(p), "", "exists", "a new file: give --out with another folder, or "
+                         "--force to replace the reports there") for p in there
+        ])  # fmt: skip
 
 
 def sidecars(folder: Path) -> dict[str, Any]:
@@ -60,9 +84,10 @@ def write_plan_reports(
 def register(app: typer.Typer) -> None:
     @app.command("report")
     def report_cmd(
-        plan_json: Annotated[Path, typer.Argument(metavar="PLAN_JSON", help="plan.json written by `planner plan`")],
+        plan_json: Annotated[Path, typer.Argument(metavar="PLAN_JSON", help="plan.json written by `planner plan`, or its folder")],
         fmt: Annotated[str, Opt("--format", help="comma-separated: html, pdf, xlsx, md, json")] = "html,md,xlsx",
         out_dir: Annotated[Path | None, Opt("--out", help="folder for report.* (default: the plan's folder)")] = None,
+        force: Annotated[bool, Opt("--force", help="replace report.* files already in that folder")] = False,
     ) -> None:  # fmt: skip
         """Write procurement reports (HTML, PDF, XLSX, Markdown, JSON) for a saved plan."""
         from planner.cli import guarded, out
@@ -72,12 +97,22 @@ def register(app: typer.Typer) -> None:
             from planner.report import parse_formats, write_reports
 
             formats = parse_formats(fmt)
-            plan = load_plan(plan_json)
-            target = out_dir or plan_json.parent
-            for path in write_reports(plan, target, formats, **sidecars(plan_json.parent)):
+            path_json = plan_file(plan_json)
+            plan = load_plan(path_json)
+            target = out_dir or path_json.parent
+            if not force:
+                refuse_to_overwrite(target, formats)
+            for path in write_reports(plan, target, formats, **sidecars(path_json.parent)):
                 out.print(f"wrote {path}", highlight=False)
 
         run()
 
 
-__all__ = ["load_plan", "register", "sidecars", "write_plan_reports"]
+__all__ = [
+    "load_plan",
+    "plan_file",
+    "refuse_to_overwrite",
+    "register",
+    "sidecars",
+    "write_plan_reports",
+]

@@ -421,6 +421,42 @@ def test_report_command(run: PlanRun, tmp_path: Path) -> None:
     assert junk.exit_code == 2 and "plan.json written by" in junk.output
 
 
+def test_report_command_takes_the_plan_folder_and_keeps_reports_already_there(
+    run: PlanRun, tmp_path: Path
+) -> None:
+    """`planner plan` prints the folder it wrote: PLAN_JSON may be that folder. A report
+    already in the target folder is not overwritten without --force."""
+    import typer
+    from typer.testing import CliRunner
+
+    from planner.cli_report import register
+
+    app = typer.Typer()
+
+    @app.callback()
+    def _root() -> None: ...
+
+    register(app)
+    folder = run.plan.write_tables(tmp_path / "plan")
+    edited = folder / "report.md"
+    edited.write_text("my notes")
+    kept = CliRunner().invoke(app, ["report", str(folder), "--format", "md,json"])
+    assert kept.exit_code == 2 and "report.md" in kept.output and "--force" in kept.output
+    assert edited.read_text() == "my notes" and not (folder / "report.json").exists()
+    elsewhere = CliRunner().invoke(app, ["report", str(folder), "--format", "md", "--out",
+                                         str(tmp_path / "other")])  # fmt: skip
+    assert elsewhere.exit_code == 0, elsewhere.output
+    assert edited.read_text() == "my notes" and (tmp_path / "other" / "report.md").is_file()
+    forced = CliRunner().invoke(app, ["report", str(folder), "--format", "md", "--force"])
+    assert forced.exit_code == 0, forced.output
+    assert edited.read_text() == (tmp_path / "other" / "report.md").read_text()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    nothing = CliRunner().invoke(app, ["report", str(empty)])
+    assert nothing.exit_code == 2 and "no such file" in nothing.output
+    assert str(empty / "plan.json") in nothing.output.replace("\n", "")
+
+
 def test_plan_round_trip_reports_the_same(run: PlanRun, tmp_path: Path) -> None:
     again = Plan.from_json(run.plan.to_json())
     a = build_report(run.plan, run.catalog).to_dict()
