@@ -135,23 +135,28 @@ def new_highs() -> highspy.Highs:
     file descriptor 1 when a process makes its first Highs object, whatever `output_flag`
     is later set to; 1.15 did not. Left alone, it lands ahead of `planner plan --format
     json`'s JSON (which then no longer parses) and on top of the printed plan."""
-    if _HIGHS_BANNER_SHOWN:
+    if _FIRST_HIGHS_MADE:
         return highspy.Highs()
     with _stdout_fd_muted():
         h = highspy.Highs()
-    _HIGHS_BANNER_SHOWN.append(True)
+    _FIRST_HIGHS_MADE.append(True)
     return h
 
 
-_HIGHS_BANNER_SHOWN: list[bool] = []
+_FIRST_HIGHS_MADE: list[bool] = []
 
 
 @contextmanager
 def _stdout_fd_muted() -> Iterator[None]:
     """File descriptor 1 points at the null device for the block: C++ code writes there
     directly, past sys.stdout. C's buffered output is flushed before fd 1 is restored."""
-    sys.stdout.flush()
-    saved = os.dup(1)
+    if sys.stdout is not None:
+        sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no fd 1 (a daemon's closed stdout): nothing to mute
+        yield
+        return
     null = os.open(os.devnull, os.O_WRONLY)
     try:
         os.dup2(null, 1)
