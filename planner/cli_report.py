@@ -14,14 +14,15 @@ from planner.errors import InputProblem, PlannerInputError
 Opt = typer.Option
 
 
-PLAN_FILE = "plan.json"
 EXPECTED_PLAN = "a plan.json written by `planner plan`, or the folder that holds it"
 
 
 def plan_file(path: Path) -> Path:
     """The plan.json meant by PLAN_JSON: the file itself, or the one in a plan's folder
     (the folder is what `planner plan` prints it wrote)."""
-    return path / PLAN_FILE if path.is_dir() else path
+    from planner.plan import PLAN_JSON
+
+    return path / PLAN_JSON if path.is_dir() else path
 
 
 def load_plan(path: Path) -> Any:
@@ -43,9 +44,9 @@ def load_plan(path: Path) -> Any:
 def refuse_to_overwrite(target: Path, formats: list[str]) -> None:
     """Reports already in `target` stay as they are (a user may have edited or sent one):
     name them, and how to write elsewhere or replace them."""
-    from planner.report.write import BASENAME
+    from planner.report.write import report_path
 
-    there = [target / f"{BASENAME}.{f}" for f in formats if (target / f"{BASENAME}.{f}").exists()]
+    there = [p for p in (report_path(target, f) for f in formats) if p.exists()]
     if there:
         raise PlannerInputError([
             InputProblem(str(p), "", "exists", "a new file: give --out with another folder, or "

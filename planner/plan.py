@@ -26,6 +26,7 @@ TOL = 1e-6
 # version 0 (before it was recorded), read with the migrations in `from_dict`.
 # Version 2 adds shortfall_proven.
 PLAN_SCHEMA_VERSION = 2
+PLAN_JSON = "plan.json"  # the file name write_tables gives the plan in its folder
 
 TABLE_SCHEMAS: dict[str, dict[str, str]] = {
     "purchases": {
@@ -206,7 +207,7 @@ class Plan:
         """plan.json plus one CSV per table; returns the directory."""
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "plan.json").write_text(self.to_json())
+        (out / PLAN_JSON).write_text(self.to_json())
         for name in TABLE_SCHEMAS:
             getattr(self, name).to_csv(out / f"{name}.csv", index=False)
         return out

@@ -282,11 +282,11 @@ def _write(
     try:
         if failed:
             raise RuntimeError(failed)
-        from planner.cli_report import load_plan, sidecars
+        from planner.cli_report import load_plan, plan_file, sidecars
         from planner.report import DEFAULT_FORMATS, write_reports
 
         folder = Path(folder_text)
-        plan = load_plan(folder / "plan.json")
+        plan = load_plan(plan_file(folder))
         paths = write_reports(
             plan, folder, formats or list(DEFAULT_FORMATS), catalog, charts=caches[0],
             frontier=caches[1], **sidecars(folder),

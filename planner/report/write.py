@@ -70,10 +70,15 @@ def write_reports(
     return [written[f] for f in wanted]
 
 
+def report_path(out_dir: Path, fmt: str) -> Path:
+    """Where write_reports puts the report in format `fmt`."""
+    return Path(out_dir) / f"{BASENAME}.{fmt}"
+
+
 def _write_one(
     report: Report, out_dir: Path, fmt: str, html: Path | None, charts: ChartCache | None
 ) -> Path:
-    path = out_dir / f"{BASENAME}.{fmt}"
+    path = report_path(out_dir, fmt)
     if fmt == "html":
         from planner.report.html import write_html
 
@@ -96,4 +101,4 @@ def _write_one(
     if html is not None:
         return write_pdf(html, path)
     with tempfile.TemporaryDirectory(prefix="planner-report-") as tmp:
-        return write_pdf(write_html(report, Path(tmp) / f"{BASENAME}.html", charts), path)
+        return write_pdf(write_html(report, report_path(Path(tmp), "html"), charts), path)
